@@ -1,0 +1,1 @@
+"""Beam pipelines of sbdn-pipeline (shipped in the same distribution as the library)."""

@@ -1,0 +1,44 @@
+"""Packaging for sbdn-pipeline.
+
+The dependency set is pinned to versions measured to work together (see README, "Stack"):
+tensorflow-io 0.37.1 is its last release and its ops are ABI-bound to TensorFlow 2.16, which
+in turn needs numpy<2; Beam 2.77 needs pyarrow<26.
+"""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "apache-beam[tfrecord]==2.77.0",
+    "tensorflow-cpu==2.16.2",
+    "tensorflow-io==0.37.1",
+    "keras>=3.3,<3.16",
+    "numpy==1.26.4",
+    "pyarrow>=25,<26",
+    "click>=8.1,<9",
+    "pillow>=10,<13",
+    "scipy>=1.11,<1.14",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2"],
+    "gcp": ["apache-beam[gcp]==2.77.0"],
+    "aws": ["apache-beam[aws]==2.77.0"],
+}
+
+setup(
+    name="sbdn-pipeline",
+    version="0.1.0",
+    description="Find blurry images in large photo collections and say where the blur is.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    # `models/` (the trained weights we ship) is installed as the `sbdn_models` package so
+    # that remote Beam workers get the same files as the machine that submits the job.
+    packages=find_packages(include=["sbdn_pipeline", "sbdn_pipeline.*", "beam_jobs", "beam_jobs.*"])
+    + ["sbdn_models"],
+    package_dir={"sbdn_models": "models"},
+    package_data={"sbdn_models": ["*.keras", "*.md", "*.json"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["sbdn=sbdn_pipeline.cli:main"]},
+)
