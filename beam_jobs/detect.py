@@ -1,0 +1,562 @@
+"""The detect job: classify every image, segment the blurry ones, write Parquet.
+
+    MatchInputs -> DecodeImages -> ClassifyBlur -> (sharp | blurry -> SegmentBlur)
+                        |                                  -> WriteResults
+                        +-- errors (any stage) ------------> WriteErrors
+
+Only URIs cross the one shuffle (after matching, to spread work over workers); reading,
+decoding, classification and segmentation are fused, so pixel arrays are never serialised.
+Every matched URI ends in exactly one of the two tables: failures at any stage become an
+errors row, never an exception that fails the job or takes batch-mates down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+from sbdn_pipeline import images, inputs, masks, schemas
+from sbdn_pipeline.inference import (
+    KerasModelHandler,
+    ModelInfo,
+    letterbox,
+    unletterbox_mask,
+)
+from sbdn_pipeline.options import DetectOptions, make_runner
+
+_LOGGER = logging.getLogger(__name__)
+METRICS_NAMESPACE = "sbdn"
+COUNTER_MATCHED = "images_matched"
+COUNTER_SHARP = "images_sharp"
+COUNTER_BLURRY = "images_blurry"
+COUNTER_ERRORS = "images_errors"
+COUNTER_SEGMENTED = "identifier_images"
+_ERRORS_TAG = "errors"
+
+
+@dataclasses.dataclass
+class ImageRecord:
+    """One decoded image travelling through the fused model stages."""
+
+    uri: str
+    sha256: str
+    size_bytes: int
+    format: str
+    width: int
+    height: int
+    pixels: np.ndarray  # RGB uint8, long side at most the largest model input
+    blur_probability: float | None = None
+
+
+def new_run_id(now: datetime.datetime | None = None) -> str:
+    """Sortable, unique run id: UTC time plus a random suffix, e.g. 20261125T174002Z-3f2a9c."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def error_row(
+    uri: str,
+    stage: str,
+    error_type: str,
+    message: str,
+    run_id: str,
+    *,
+    sha256: str | None = None,
+    size_bytes: int | None = None,
+) -> dict[str, Any]:
+    """A row of the errors table (schemas.ERRORS_SCHEMA)."""
+    return {
+        "image_uri": uri,
+        "stage": stage,
+        "error_type": error_type,
+        "error_message": message[:2000],
+        "image_sha256": sha256,
+        "image_size_bytes": size_bytes,
+        "run_id": run_id,
+        "processed_at": _utc_now(),
+    }
+
+
+def read_image_bytes(uri: str, max_file_bytes: int) -> bytes:
+    """All bytes of one file, refusing files larger than max_file_bytes.
+
+    Raises:
+        images.ImageError: unreadable, missing or oversized file.
+    """
+    try:
+        if not inputs.is_remote(uri):
+            if not os.path.exists(uri):
+                kind = "broken symlink" if os.path.islink(uri) else "file does not exist"
+                raise images.ImageError("unreadable", f"{kind}: {uri}")
+            if os.path.isdir(uri):
+                raise images.ImageError("unreadable", f"is a folder, not a file: {uri}")
+        with FileSystems.open(uri, compression_type="uncompressed") as handle:
+            data = handle.read(max_file_bytes + 1)
+    except images.ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any file system error is a per-image error
+        raise images.ImageError("unreadable", f"cannot read file: {exc}") from exc
+    if len(data) > max_file_bytes:
+        raise images.ImageError(
+            "file_too_large", f"file is larger than the limit of {max_file_bytes:,} bytes"
+        )
+    return data
+
+
+def shrink_to_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
+    """Area-downscale so the long side is at most long_side (bounds memory per image)."""
+    height, width = pixels.shape[:2]
+    if max(height, width) <= long_side:
+        return pixels
+    import tensorflow as tf
+
+    scale = long_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    resized = tf.image.resize(pixels, size, method="area")
+    return tf.cast(tf.round(resized), tf.uint8).numpy()
+
+
+class _DecodeImagesFn(beam.DoFn):
+    def __init__(self, options: DetectOptions, run_id: str, working_long_side: int):
+        self._options = options
+        self._run_id = run_id
+        self._working_long_side = working_long_side
+        self._decoded = Metrics.counter(METRICS_NAMESPACE, "images_decoded")
+
+    def process(self, uri: str) -> Iterator[Any]:
+        options = self._options
+        sha256 = size = None
+        try:
+            data = read_image_bytes(uri, options.max_file_bytes)
+            sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+            decoded = images.decode_image(
+                data,
+                max_pixels=options.max_pixels,
+                min_side=options.min_side,
+                max_aspect_ratio=options.max_aspect_ratio,
+                target_long_side=self._working_long_side,
+            )
+            pixels = shrink_to_long_side(decoded.pixels, self._working_long_side)
+        except images.ImageError as exc:
+            stage = schemas.STAGE_READ if sha256 is None else schemas.STAGE_DECODE
+            yield beam.pvalue.TaggedOutput(
+                _ERRORS_TAG,
+                error_row(uri, stage, exc.error_type, exc.message, self._run_id,
+                          sha256=sha256, size_bytes=size),
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - never let one file fail the job
+            yield beam.pvalue.TaggedOutput(
+                _ERRORS_TAG,
+                error_row(uri, schemas.STAGE_DECODE, "internal_error",
+                          f"{type(exc).__name__}: {exc}", self._run_id,
+                          sha256=sha256, size_bytes=size),
+            )
+            return
+        self._decoded.inc()
+        yield ImageRecord(
+            uri=uri,
+            sha256=sha256,
+            size_bytes=size,
+            format=decoded.format,
+            width=decoded.width,
+            height=decoded.height,
+            pixels=pixels,
+        )
+
+
+class MatchInputs(beam.PTransform):
+    """INPUT (folder, glob, manifest, file) -> distinct image URIs, spread over workers."""
+
+    def __init__(self, input_spec: str, exclude: str | None = None):
+        super().__init__()
+        self._input_spec = input_spec
+        self._exclude = exclude
+
+    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
+        matched = Metrics.counter(METRICS_NAMESPACE, COUNTER_MATCHED)
+
+        def count(uri: str) -> str:
+            matched.inc()
+            return uri
+
+        return (
+            pipeline
+            | "InputSpec" >> beam.Create([self._input_spec])
+            | "Expand" >> beam.FlatMap(inputs.expand_input, self._exclude)
+            # A duplicated manifest line must not give one image two rows. Distinct also
+            # shuffles the URIs, which spreads the work over all workers.
+            | "Deduplicate" >> beam.Distinct()
+            | "Count" >> beam.Map(count)
+        )
+
+
+class DecodeImages(beam.PTransform):
+    """URIs -> ImageRecords (main output) and error rows (tagged ``errors``)."""
+
+    def __init__(self, options: DetectOptions, run_id: str, working_long_side: int):
+        super().__init__()
+        self._fn = _DecodeImagesFn(options, run_id, working_long_side)
+
+    def expand(self, uris: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return uris | "ReadAndDecode" >> beam.ParDo(self._fn).with_outputs(
+            _ERRORS_TAG, main="images"
+        )
+
+
+def _failed_batch_to_errors(failure: Any, stage: str, run_id: str) -> Iterator[dict[str, Any]]:
+    """A batch whose inference raised: every image in it gets an errors row."""
+    batch, exception = failure
+    message = f"{type(exception).__name__}: {exception}"
+    for record, _ in batch:
+        yield error_row(record.uri, stage, "inference_error", message, run_id,
+                        sha256=record.sha256, size_bytes=record.size_bytes)
+
+
+class ClassifyBlur(beam.PTransform):
+    """ImageRecords -> the same records with ``blur_probability`` set; errors tagged."""
+
+    def __init__(self, model: ModelInfo, batch_size: int, run_id: str,
+                 intra_op_threads: int | None = None):
+        super().__init__()
+        self._model = model
+        self._batch_size = batch_size
+        self._run_id = run_id
+        self._threads = intra_op_threads
+
+    def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
+        size = self._model.input_size
+        handler = KeyedModelHandler(
+            KerasModelHandler(self._model, batch_size=self._batch_size,
+                              intra_op_threads=self._threads)
+        )
+        predicted, failed = (
+            records
+            | "Letterbox" >> beam.Map(lambda record: (record, letterbox(record.pixels, size)[0]))
+            | "RunClassifier" >> RunInference(handler).with_exception_handling()
+        )
+
+        def attach_probability(keyed: tuple[ImageRecord, Any]) -> ImageRecord:
+            record, prediction = keyed
+            record.blur_probability = float(np.asarray(prediction).reshape(-1)[0])
+            return record
+
+        errors = failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
+            _failed_batch_to_errors, schemas.STAGE_CLASSIFY, self._run_id
+        )
+        return {"classified": predicted | "AttachProbability" >> beam.Map(attach_probability),
+                "errors": errors}
+
+
+def sharp_result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
+                     run_id: str) -> dict[str, Any]:
+    """Results row of an image the classifier called sharp (no mask, no regions)."""
+    return _result_row(record, options, classifier_id, run_id, is_blurry=False)
+
+
+def _result_row(record: ImageRecord, options: DetectOptions, classifier_id: str, run_id: str,
+                *, is_blurry: bool, identifier_id: str | None = None,
+                mask: np.ndarray | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "image_uri": record.uri,
+        "image_sha256": record.sha256,
+        "image_size_bytes": record.size_bytes,
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+        "blur_probability": record.blur_probability,
+        "is_blurry": is_blurry,
+        "blur_threshold": options.blur_threshold,
+        "mask_threshold": options.mask_threshold,
+        "classifier_model": classifier_id,
+        "identifier_model": identifier_id,
+        "mask_png": None,
+        "mask_width": None,
+        "mask_height": None,
+        "blur_area_fraction": None,
+        "blur_region_count": None,
+        "blur_regions": None,
+        "run_id": run_id,
+        "processed_at": _utc_now(),
+    }
+    if mask is not None:
+        stats = masks.mask_statistics(
+            mask,
+            threshold=options.mask_threshold,
+            image_width=record.width,
+            image_height=record.height,
+            min_region_fraction=options.min_region_fraction,
+        )
+        row.update(
+            mask_png=masks.encode_mask_png(mask),
+            mask_width=int(mask.shape[1]),
+            mask_height=int(mask.shape[0]),
+            blur_area_fraction=stats.blur_area_fraction,
+            blur_region_count=len(stats.regions),
+            blur_regions=[dataclasses.asdict(region) for region in stats.regions],
+        )
+    return row
+
+
+def blurry_result_row(record: ImageRecord, mask: np.ndarray, options: DetectOptions,
+                      classifier_id: str, identifier_id: str, run_id: str) -> dict[str, Any]:
+    """Results row of a blurry image with its mask (covering the whole image) and statistics."""
+    return _result_row(record, options, classifier_id, run_id, is_blurry=True,
+                       identifier_id=identifier_id, mask=mask)
+
+
+class SegmentBlur(beam.PTransform):
+    """Blurry ImageRecords -> result rows with mask and statistics; errors tagged."""
+
+    def __init__(self, model: ModelInfo, options: DetectOptions, classifier_id: str,
+                 run_id: str, intra_op_threads: int | None = None):
+        super().__init__()
+        self._model = model
+        self._options = options
+        self._classifier_id = classifier_id
+        self._run_id = run_id
+        self._threads = intra_op_threads
+
+    def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
+        size = self._model.input_size
+        handler = KeyedModelHandler(
+            KerasModelHandler(self._model, batch_size=self._options.batch_size,
+                              intra_op_threads=self._threads)
+        )
+        segmented_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_SEGMENTED)
+
+        def to_model_input(record: ImageRecord) -> tuple[tuple[ImageRecord, Any], np.ndarray]:
+            pixels, info = letterbox(record.pixels, size)
+            record.pixels = None  # the letterboxed copy is all we need from here on
+            return (record, info), pixels
+
+        def to_row(keyed: tuple[tuple[ImageRecord, Any], Any]) -> dict[str, Any]:
+            (record, info), prediction = keyed
+            segmented_counter.inc()
+            mask = unletterbox_mask(np.asarray(prediction, dtype=np.float32), info)
+            return blurry_result_row(record, mask, self._options, self._classifier_id,
+                                     self._model.model_id, self._run_id)
+
+        predicted, failed = (
+            records
+            | "Letterbox" >> beam.Map(to_model_input)
+            | "RunIdentifier" >> RunInference(handler).with_exception_handling()
+        )
+        rows, row_failures = (
+            predicted | "MaskStatistics" >> beam.Map(to_row).with_exception_handling()
+        )
+        run_id = self._run_id
+
+        def failed_batch(failure: Any) -> Iterator[dict[str, Any]]:
+            batch, exception = failure
+            message = f"{type(exception).__name__}: {exception}"
+            for (record, _), _ in batch:
+                yield error_row(record.uri, schemas.STAGE_SEGMENT, "inference_error", message,
+                                run_id, sha256=record.sha256, size_bytes=record.size_bytes)
+
+        def failed_row(failure: Any) -> dict[str, Any]:
+            ((record, _), _), (_, exception_repr, _) = failure
+            return error_row(record.uri, schemas.STAGE_SEGMENT, "postprocess_error",
+                             exception_repr, run_id,
+                             sha256=record.sha256, size_bytes=record.size_bytes)
+
+        errors = (
+            (
+                failed.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch),
+                row_failures | "FailedRows" >> beam.Map(failed_row),
+            )
+            | "MergeErrors" >> beam.Flatten()
+        )
+        return {"rows": rows, "errors": errors}
+
+
+class WriteTable(beam.PTransform):
+    """Rows -> ``OUT/<table>/run_id=<RUN_ID>/part-*.parquet`` (files appear atomically)."""
+
+    def __init__(self, output: str, table: str, schema: Any, run_id: str, counter: str | None):
+        super().__init__()
+        self._prefix = FileSystems.join(
+            output, table, f"{schemas.RUN_FOLDER_PREFIX}{run_id}", "part"
+        )
+        self._schema = schema
+        self._counter = counter
+
+    def expand(self, rows: beam.PCollection) -> Any:
+        if self._counter:
+            counter = Metrics.counter(METRICS_NAMESPACE, self._counter)
+
+            def count(row: dict[str, Any]) -> dict[str, Any]:
+                counter.inc()
+                return row
+
+            rows = rows | "Count" >> beam.Map(count)
+        return rows | "WriteParquet" >> beam.io.WriteToParquet(
+            self._prefix,
+            schema=self._schema,
+            codec="snappy",
+            file_name_suffix=schemas.PARQUET_SUFFIX,
+            # Spark/BigQuery-compatible list encoding (child field named "element").
+            use_compliant_nested_type=True,
+        )
+
+
+def WriteResults(output: str, run_id: str) -> WriteTable:  # noqa: N802 - a transform factory
+    """Result rows -> ``OUT/results/run_id=.../*.parquet``."""
+    return WriteTable(output, schemas.RESULTS_DIR, schemas.RESULTS_SCHEMA, run_id, None)
+
+
+def WriteErrors(output: str, run_id: str) -> WriteTable:  # noqa: N802 - a transform factory
+    """Error rows -> ``OUT/errors/run_id=.../*.parquet``; counts them."""
+    return WriteTable(output, schemas.ERRORS_DIR, schemas.ERRORS_SCHEMA, run_id, COUNTER_ERRORS)
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    options: DetectOptions,
+    classifier: ModelInfo,
+    identifier: ModelInfo,
+    run_id: str,
+    intra_op_threads: int | None = None,
+) -> None:
+    """Add the whole detect job to ``pipeline`` (shared by the CLI, tests and benchmarks)."""
+    exclude = None if inputs.is_remote(options.output) else options.output
+    working_long_side = max(classifier.input_size, identifier.input_size)
+    uris = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
+    decoded = uris | "DecodeImages" >> DecodeImages(options, run_id, working_long_side)
+    classified = decoded.images | "ClassifyBlur" >> ClassifyBlur(
+        classifier, options.batch_size, run_id, intra_op_threads
+    )
+
+    sharp_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_SHARP)
+    blurry_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_BLURRY)
+
+    def by_verdict(record: ImageRecord, _: int) -> int:
+        if record.blur_probability >= options.blur_threshold:
+            blurry_counter.inc()
+            return 1
+        sharp_counter.inc()
+        return 0
+
+    sharp, blurry = classified["classified"] | "SplitByVerdict" >> beam.Partition(by_verdict, 2)
+    sharp_rows = sharp | "SharpRows" >> beam.Map(
+        sharp_result_row, options, classifier.model_id, run_id
+    )
+    segmented = blurry | "SegmentBlur" >> SegmentBlur(
+        identifier, options, classifier.model_id, run_id, intra_op_threads
+    )
+    (
+        (sharp_rows, segmented["rows"])
+        | "AllResults" >> beam.Flatten()
+        | "WriteResults" >> WriteResults(options.output, run_id)
+    )
+    (
+        (decoded[_ERRORS_TAG], classified["errors"], segmented["errors"])
+        | "AllErrors" >> beam.Flatten()
+        | "WriteErrors" >> WriteErrors(options.output, run_id)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectSummary:
+    """Counts of one run; ``matched == sharp + blurry + errors`` when nothing was lost."""
+
+    run_id: str
+    matched: int
+    sharp: int
+    blurry: int
+    errors: int
+    segmented: int
+    wall_seconds: float
+
+    @property
+    def reconciled(self) -> bool:
+        return self.matched == self.sharp + self.blurry + self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "reconciled": self.reconciled}
+
+
+def _counter_value(result: Any, name: str) -> int:
+    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(name))
+    total = 0
+    for counter in query["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        total += int(value or 0)
+    return total
+
+
+def write_output_marker(output: str, run_id: str) -> None:
+    """Mark OUT as an sbdn output folder (so later runs may write into it)."""
+    marker = FileSystems.join(output, schemas.OUTPUT_MARKER)
+    if FileSystems.exists(marker):
+        return
+    if not inputs.is_remote(output):
+        os.makedirs(output, exist_ok=True)
+    payload = {"tool": "sbdn-pipeline", "created_by_run": run_id,
+               "layout": "results/run_id=*/part-*.parquet, errors/run_id=*/part-*.parquet"}
+    with FileSystems.create(marker) as handle:
+        handle.write(json.dumps(payload, indent=2).encode("utf-8"))
+
+
+def intra_op_threads_for(pipeline_options: PipelineOptions) -> int | None:
+    """TF threads per worker process: share the cores between local worker processes."""
+    direct = pipeline_options.view_as(DirectOptions)
+    workers = direct.direct_num_workers or 1
+    if direct.direct_running_mode == "multi_processing" and workers > 1:
+        return max(1, (os.cpu_count() or 1) // workers)
+    return None
+
+
+def run(
+    options: DetectOptions,
+    classifier: ModelInfo,
+    identifier: ModelInfo,
+    pipeline_options: PipelineOptions,
+) -> DetectSummary:
+    """Run the detect job to completion and return its counts.
+
+    The caller has validated the arguments (see ``sbdn_pipeline.cli``); this writes the output
+    marker, builds the pipeline, runs it and reads the counts from Beam's metrics.
+    """
+    run_id = options.run_id or new_run_id()
+    write_output_marker(options.output, run_id)
+    if not inputs.is_remote(options.output):
+        # Local file sinks lose output renamed into a missing sub-folder: create them first.
+        for table in (schemas.RESULTS_DIR, schemas.ERRORS_DIR):
+            os.makedirs(os.path.join(options.output, table,
+                                     f"{schemas.RUN_FOLDER_PREFIX}{run_id}"), exist_ok=True)
+    started = time.monotonic()
+    pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
+    build_pipeline(pipeline, options, classifier, identifier, run_id,
+                   intra_op_threads_for(pipeline_options))
+    result = pipeline.run()
+    result.wait_until_finish()
+    return DetectSummary(
+        run_id=run_id,
+        matched=_counter_value(result, COUNTER_MATCHED),
+        sharp=_counter_value(result, COUNTER_SHARP),
+        blurry=_counter_value(result, COUNTER_BLURRY),
+        errors=_counter_value(result, COUNTER_ERRORS),
+        segmented=_counter_value(result, COUNTER_SEGMENTED),
+        wall_seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,181 @@
+"""The `sbdn` command line: a thin layer that validates arguments and calls the jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+import sbdn_pipeline  # noqa: F401 - quiets TF and Beam start-up noise before they are imported
+
+EPILOG_DETECT = """\b
+Examples:
+  sbdn detect photos/ --output out/
+  sbdn detect 'photos/**/*.jpg' --output out/ --blur-threshold 0.7
+  sbdn detect uris.txt --output out/ --direct_num_workers=2 --direct_running_mode=multi_processing
+  sbdn detect gs://bucket/photos/ --output gs://bucket/sbdn/ --runner DataflowRunner \\
+      --project P --region europe-west1 --temp_location gs://bucket/tmp \\
+      --sdk_container_image IMAGE
+
+\b
+Output: OUT/results/run_id=RUN/*.parquet (one row per classified image) and
+OUT/errors/run_id=RUN/*.parquet (one row per image that could not be processed).
+Every input appears in exactly one of them. Any option not listed above is passed to
+Apache Beam (--runner, --direct_num_workers, --project, --region, ...).
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sbdn-pipeline")
+def cli() -> None:
+    """sbdn: find blurry images in large photo collections and say where the blur is.
+
+    \b
+    A classifier gives every image a blur probability; for images it calls blurry an
+    identifier predicts a per-pixel blur mask. Results go to Parquet tables that DuckDB,
+    pandas, Spark and BigQuery read with one glob.
+
+    \b
+    Example:
+      sbdn detect photos/ --output out/
+      duckdb -c "SELECT image_uri, blur_probability FROM 'out/results/*/*.parquet'
+                 WHERE is_blurry ORDER BY blur_probability DESC LIMIT 10"
+    """
+
+
+def _fail(message: str) -> None:
+    """One-line error, non-zero exit, before any work starts."""
+    raise click.ClickException(message)
+
+
+def _check_output(output: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    from sbdn_pipeline import inputs, schemas
+
+    if inputs.is_remote(output):
+        if FileSystems.exists(output.rstrip("/") + "/") and not FileSystems.exists(
+            FileSystems.join(output, schemas.OUTPUT_MARKER)
+        ):
+            listing = FileSystems.match([FileSystems.join(output, "*")], limits=[1])[0]
+            if listing.metadata_list:
+                _fail(f"output '{output}' exists and is not an sbdn output folder")
+        return
+    if os.path.exists(output) and not os.path.isdir(output):
+        _fail(f"output '{output}' exists and is not a folder")
+    if os.path.isdir(output) and os.listdir(output):
+        if not os.path.exists(os.path.join(output, schemas.OUTPUT_MARKER)):
+            _fail(
+                f"output '{output}' exists, is not empty and is not an sbdn output folder "
+                f"(no {schemas.OUTPUT_MARKER}); choose a new or empty folder"
+            )
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=EPILOG_DETECT,
+)
+@click.argument("input_spec", metavar="INPUT")
+@click.option("--output", "-o", required=True,
+              help="Output folder (local or gs://, s3://). Created if missing; may hold earlier "
+                   "runs of sbdn, each in its own run_id=... folder.")
+@click.option("--classifier", "classifier_path", default=None, metavar="PATH",
+              help="Classifier .keras file. Default: the classifier shipped in models/.")
+@click.option("--identifier", "identifier_path", default=None, metavar="PATH",
+              help="Identifier .keras file. Default: the identifier shipped in models/.")
+@click.option("--blur-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="An image is blurry when its blur probability is at least this.")
+@click.option("--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="A mask pixel counts as blurred when its confidence is at least this.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="Images per model call.")
+@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True,
+              help="Reject images with more pixels than this (checked on the header, before "
+                   "decoding: protects against decompression bombs).")
+@click.option("--run-id", default="", metavar="ID",
+              help="Name of this run (output folder run_id=ID). Default: UTC time + random suffix.")
+@click.pass_context
+def detect(
+    ctx: click.Context,
+    input_spec: str,
+    output: str,
+    classifier_path: str | None,
+    identifier_path: str | None,
+    blur_threshold: float,
+    mask_threshold: float,
+    batch_size: int,
+    max_pixels: int,
+    run_id: str,
+) -> None:
+    """Classify every image in INPUT as blurry or sharp; segment the blur in blurry ones.
+
+    INPUT is a folder (searched recursively), a glob, a text file listing one image URI per
+    line (.txt/.lst/.list), a single image, or a gs:// / s3:// path.
+    """
+    from beam_jobs import detect as detect_job
+    from sbdn_pipeline import default_models, inputs, inference
+    from sbdn_pipeline.options import DetectOptions, make_pipeline_options
+
+    beam_args = list(ctx.args)
+    try:
+        inputs.check_input(input_spec, exclude=None if inputs.is_remote(output) else output)
+    except inputs.InputError as exc:
+        _fail(str(exc))
+    _check_output(output)
+
+    models = {}
+    for role, path in (("classifier", classifier_path), ("identifier", identifier_path)):
+        expected_sha256 = ""
+        if path is None:
+            try:
+                path, expected_sha256 = default_models.default_model(role)
+            except default_models.NoDefaultModelError as exc:
+                _fail(str(exc))
+        try:
+            models[role] = inference.inspect_model(path, role, expected_sha256)
+        except inference.ModelFileError as exc:
+            _fail(f"{role}: {exc}")
+
+    options = DetectOptions(
+        input=input_spec,
+        output=output,
+        classifier_path=models["classifier"].path,
+        identifier_path=models["identifier"].path,
+        blur_threshold=blur_threshold,
+        mask_threshold=mask_threshold,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        run_id=run_id,
+    )
+    pipeline_options = make_pipeline_options(beam_args)
+    click.echo(
+        f"sbdn detect: {input_spec} -> {output}\n"
+        f"  classifier {models['classifier'].model_id} (input {models['classifier'].input_size} px)\n"
+        f"  identifier {models['identifier'].model_id} (input {models['identifier'].input_size} px)",
+        err=True,
+    )
+    summary = detect_job.run(options, models["classifier"], models["identifier"],
+                             pipeline_options)
+    rate = summary.matched / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
+    click.echo(
+        f"run {summary.run_id}: matched {summary.matched} = sharp {summary.sharp} + "
+        f"blurry {summary.blurry} + errors {summary.errors} "
+        f"({summary.wall_seconds:.1f} s, {rate:.1f} images/s)"
+    )
+    click.echo(f"results: {os.path.join(output, 'results', 'run_id=' + summary.run_id)}")
+    click.echo(f"errors:  {os.path.join(output, 'errors', 'run_id=' + summary.run_id)}")
+    if not summary.reconciled:
+        _fail("counts do not add up: some images are missing from both tables (a bug; "
+              "please report it with this output)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cli(prog_name="sbdn")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Where the shipped default models are, and the sha256 each must have.
+
+`models/manifest.json` (written when a model is shipped, see models/README.md) maps each role
+to its file and hash; loading refuses a file whose hash differs, so a tampered or half-copied
+model is never used. In an installed package the folder is the `sbdn_models` package; in a
+source checkout it is the top-level `models/` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+MANIFEST_NAME = "manifest.json"
+
+
+class NoDefaultModelError(Exception):
+    """No shipped model for a role (or its manifest entry is broken)."""
+
+
+def models_folder() -> str:
+    """The folder holding the shipped models."""
+    try:
+        import sbdn_models
+
+        return os.path.dirname(os.path.abspath(sbdn_models.__file__))
+    except ImportError:
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+
+
+def default_model(role: str) -> tuple[str, str]:
+    """(path, expected sha256) of the shipped model for ``role`` ("classifier"/"identifier").
+
+    Raises:
+        NoDefaultModelError: when no default model is shipped for the role.
+    """
+    folder = models_folder()
+    manifest_path = os.path.join(folder, MANIFEST_NAME)
+    try:
+        with open(manifest_path, encoding="utf-8") as handle:
+            entry = json.load(handle)[role]
+        path = os.path.join(folder, entry["file"])
+        return path, entry["sha256"]
+    except FileNotFoundError:
+        raise NoDefaultModelError(
+            f"no --{role} given and no default models are shipped ({manifest_path} is missing)"
+        ) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NoDefaultModelError(
+            f"no --{role} given and {manifest_path} has no valid '{role}' entry ({exc})"
+        ) from None

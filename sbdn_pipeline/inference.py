@@ -1,0 +1,307 @@
+"""Model files, input geometry (letterboxing) and the Beam model handler for `.keras` models.
+
+The image-size policy lives here and only here: every model gets the whole image, scaled to fit
+its square input without distortion and padded with black (letterbox); its masks are mapped
+back by cropping the padding away. Training, evaluation and the detect job all call
+:func:`letterbox` so they see images the same way.
+
+Model contract (see README, "Models"): input float32 RGB in [0, 255] of shape (B, S, S, 3);
+a classifier returns (B, 1) P(blurry), an identifier returns (B, S/k, S/k, 1) P(blurred) per pixel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import ModelHandler
+
+_LOGGER = logging.getLogger(__name__)
+
+ROLE_CLASSIFIER = "classifier"
+ROLE_IDENTIFIER = "identifier"
+# Used when a model has no static input size.
+DEFAULT_INPUT_SIZE = {ROLE_CLASSIFIER: 384, ROLE_IDENTIFIER: 320}
+
+
+class ModelFileError(Exception):
+    """A model file that is missing, unreadable, tampered with or not a usable model."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LetterboxInfo:
+    """Where the image content sits inside the square model input.
+
+    Attributes:
+        size: side of the square model input.
+        top: rows of padding above the content.
+        left: columns of padding left of the content.
+        content_height: rows of image content.
+        content_width: columns of image content.
+    """
+
+    size: int
+    top: int
+    left: int
+    content_height: int
+    content_width: int
+
+
+def letterbox_geometry(height: int, width: int, size: int) -> LetterboxInfo:
+    """Scale (height, width) to fit a size x size square, keeping the aspect ratio, centred."""
+    scale = size / max(height, width)
+    content_height = max(1, min(size, round(height * scale)))
+    content_width = max(1, min(size, round(width * scale)))
+    top = (size - content_height) // 2
+    left = (size - content_width) // 2
+    return LetterboxInfo(size, top, left, content_height, content_width)
+
+
+def letterbox(image: Any, size: int) -> tuple[np.ndarray, LetterboxInfo]:
+    """Fit an RGB uint8 image (h, w, 3) into a black size x size float32 square.
+
+    Downscaling uses area averaging (no aliasing: aliasing would add false sharpness);
+    upscaling uses bilinear interpolation.
+
+    Returns:
+        (float32 array (size, size, 3) with values in [0, 255], geometry of the content).
+    """
+    import tensorflow as tf
+
+    height, width = int(image.shape[0]), int(image.shape[1])
+    info = letterbox_geometry(height, width, size)
+    pixels = tf.convert_to_tensor(image)
+    if (info.content_height, info.content_width) != (height, width):
+        shrinking = info.content_height < height
+        pixels = tf.image.resize(
+            pixels,
+            (info.content_height, info.content_width),
+            method="area" if shrinking else "bilinear",
+        )
+    pixels = tf.cast(pixels, tf.float32)
+    padded = tf.image.pad_to_bounding_box(pixels, info.top, info.left, size, size)
+    return padded.numpy(), info
+
+
+def unletterbox_mask(mask: np.ndarray, info: LetterboxInfo) -> np.ndarray:
+    """Crop a model mask (m, m) or (m, m, 1) to the image content, at the mask's resolution.
+
+    A mask of side m = size / k covers the input in k x k blocks, so the content occupies rows
+    [top / k, (top + content_height) / k) of it (rounded outwards to whole mask pixels).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    factor = info.size / mask.shape[0]
+    top = int(np.floor(info.top / factor))
+    left = int(np.floor(info.left / factor))
+    bottom = int(np.ceil((info.top + info.content_height) / factor))
+    right = int(np.ceil((info.left + info.content_width) / factor))
+    return mask[top:max(bottom, top + 1), left:max(right, left + 1)]
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file on any Beam-supported file system."""
+    digest = hashlib.sha256()
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """A verified model file.
+
+    Attributes:
+        path: where the `.keras` file is.
+        sha256: its content hash (checked again when a worker loads it).
+        role: "classifier" or "identifier".
+        input_size: side of the square input the model expects.
+        mask_stride: identifier only: input pixels per mask pixel (1 for classifiers).
+    """
+
+    path: str
+    sha256: str
+    role: str
+    input_size: int
+    mask_stride: int = 1
+
+    @property
+    def model_id(self) -> str:
+        """Stable id recorded in the results: file name plus content hash."""
+        name = os.path.basename(self.path.rstrip("/"))
+        return f"{name}@sha256:{self.sha256[:16]}"
+
+
+def _import_custom_layers() -> None:
+    """Register our architectures with Keras so their `.keras` files load in safe mode."""
+    try:
+        import sbdn_pipeline.architectures  # noqa: F401
+    except ImportError:
+        pass
+
+
+def verify_model_file(path: str, expected_sha256: str = "") -> str:
+    """Check a model file exists, is readable and (when given) has the expected hash.
+
+    Returns:
+        The file's sha256.
+
+    Raises:
+        ModelFileError: missing or unreadable file, or a hash mismatch.
+    """
+    if not FileSystems.exists(path):
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        actual = file_sha256(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(f"model file unreadable: {path}: {exc}") from exc
+    if expected_sha256 and actual != expected_sha256:
+        raise ModelFileError(
+            f"model file {path} has sha256 {actual}, expected {expected_sha256}: "
+            "it was changed or corrupted; refusing to load it"
+        )
+    return actual
+
+
+def load_keras_model(path: str, expected_sha256: str = "") -> Any:
+    """Load a `.keras` file with safe_mode=True after checking its hash.
+
+    Raises:
+        ModelFileError: missing/unreadable file, hash mismatch, or not a loadable Keras model.
+    """
+    sha256 = verify_model_file(path, expected_sha256)
+    return _load_verified(path, sha256)
+
+
+def _load_verified(path: str, sha256: str) -> Any:
+    import keras
+
+    _import_custom_layers()
+    local_path = path
+    if "://" in path:  # Keras reads local files only: copy remote models next to the worker.
+        local_path = _copy_to_local(path, sha256)
+    try:
+        return keras.saving.load_model(local_path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"cannot load Keras model {path}: {first_line}") from exc
+
+
+def _copy_to_local(uri: str, sha256: str) -> str:
+    import tempfile
+
+    local = os.path.join(tempfile.gettempdir(), f"sbdn-model-{sha256[:16]}.keras")
+    if not os.path.exists(local):
+        partial = f"{local}.{os.getpid()}.part"
+        with FileSystems.open(uri, compression_type="uncompressed") as src, open(
+            partial, "wb"
+        ) as dst:
+            dst.write(src.read())
+        os.replace(partial, local)
+    return local
+
+
+def inspect_model(path: str, role: str, expected_sha256: str = "") -> ModelInfo:
+    """Load a model once (on the machine that submits the job) and check it fits its role.
+
+    Raises:
+        ModelFileError: when the file is unusable or its inputs/outputs do not match the role.
+    """
+    sha256 = verify_model_file(path, expected_sha256)
+    model = _load_verified(path, sha256)
+    input_shape = tuple(model.inputs[0].shape)
+    if len(input_shape) != 4 or input_shape[-1] != 3:
+        raise ModelFileError(f"{path}: expected an RGB image input (B, S, S, 3), got {input_shape}")
+    static = input_shape[1] if input_shape[1] == input_shape[2] else None
+    input_size = int(static) if static else DEFAULT_INPUT_SIZE[role]
+    output_shape = tuple(model.outputs[0].shape)
+    stride = 1
+    if role == ROLE_CLASSIFIER:
+        if output_shape[1:] not in ((1,), ()):
+            raise ModelFileError(
+                f"{path}: a classifier must output (B, 1) blur probabilities, got {output_shape}"
+            )
+    else:
+        if len(output_shape) != 4 or output_shape[-1] != 1:
+            raise ModelFileError(
+                f"{path}: an identifier must output a (B, h, w, 1) mask, got {output_shape}"
+            )
+        probe = model(np.zeros((1, input_size, input_size, 3), np.float32), training=False)
+        mask_side = int(probe.shape[1])
+        if mask_side <= 0 or input_size % mask_side:
+            raise ModelFileError(
+                f"{path}: mask side {mask_side} does not divide the input side {input_size}"
+            )
+        stride = input_size // mask_side
+    return ModelInfo(
+        path=path,
+        sha256=sha256,
+        role=role,
+        input_size=input_size,
+        mask_stride=stride,
+    )
+
+
+_TF_THREADS_LOCK = threading.Lock()
+_TF_THREADS_SET = False
+
+
+def configure_tensorflow_threads(intra_op_threads: int | None) -> None:
+    """Limit TF's thread pools once per process, so parallel Beam workers don't oversubscribe."""
+    global _TF_THREADS_SET
+    import tensorflow as tf
+
+    with _TF_THREADS_LOCK:
+        if _TF_THREADS_SET or not intra_op_threads:
+            return
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:
+            # TF was already initialised in this process (e.g. by a decode): keep its pools.
+            _LOGGER.debug("TensorFlow thread pools already initialised; not changing them")
+        _TF_THREADS_SET = True
+
+
+class KerasModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
+    """RunInference handler for a verified `.keras` model; examples are float32 (S, S, 3).
+
+    The model is loaded once per worker (RunInference shares it across the worker's threads)
+    and its hash is checked again there, so a worker never runs a different file than the one
+    that was validated when the job was submitted.
+    """
+
+    def __init__(self, info: ModelInfo, *, batch_size: int, intra_op_threads: int | None = None):
+        super().__init__(min_batch_size=1, max_batch_size=batch_size)
+        self._info = info
+        self._intra_op_threads = intra_op_threads
+
+    def load_model(self) -> Any:
+        configure_tensorflow_threads(self._intra_op_threads)
+        model = load_keras_model(self._info.path, self._info.sha256)
+        # Warm-up: the first call traces the graph; do it before timing-sensitive batches.
+        size = self._info.input_size
+        model.predict_on_batch(np.zeros((1, size, size, 3), np.float32))
+        return model
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: Any,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[np.ndarray]:
+        stacked = np.stack(batch).astype(np.float32, copy=False)
+        predictions = np.asarray(model.predict_on_batch(stacked))
+        return list(predictions)
+
+    def get_metrics_namespace(self) -> str:
+        return f"sbdn_{self._info.role}"

@@ -1,0 +1,92 @@
+"""Options of the detect job (one object decides each threshold and limit) and Beam runner setup."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineRunner
+
+DEFAULT_BLUR_THRESHOLD = 0.5
+DEFAULT_MASK_THRESHOLD = 0.5
+DEFAULT_BATCH_SIZE = 16
+# 100 megapixels: larger than any camera photo, far smaller than a decompression bomb.
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+# Below this size (short side) or beyond this aspect ratio, "blurry" has no useful meaning.
+DEFAULT_MIN_SIDE = 16
+DEFAULT_MAX_ASPECT_RATIO = 20.0
+# Connected blurred regions smaller than this fraction of the image are noise, not regions;
+# their pixels still count towards blur_area_fraction.
+DEFAULT_MIN_REGION_FRACTION = 0.001
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectOptions:
+    """Everything the detect job needs besides Beam's own options.
+
+    Attributes:
+        input: folder, glob, manifest (.txt: one URI per line), single file, or a cloud path.
+        output: output folder (local path or cloud URI).
+        classifier_path: `.keras` classifier file.
+        identifier_path: `.keras` identifier file.
+        blur_threshold: an image is blurry when blur_probability >= this.
+        mask_threshold: a mask pixel is blurred when its confidence >= this.
+        batch_size: largest inference batch.
+        max_pixels: images with more pixels (read from the header) are rejected before decoding.
+        max_file_bytes: larger files are rejected without being read whole.
+        min_side: images whose short side is smaller are rejected.
+        max_aspect_ratio: images more elongated than this are rejected.
+        min_region_fraction: smallest connected region reported in blur_regions.
+        run_id: identifier of this run (folder name and column); made up when empty.
+        classifier_sha256: expected sha256 of the classifier file (checked when loading).
+        identifier_sha256: expected sha256 of the identifier file (checked when loading).
+    """
+
+    input: str
+    output: str
+    classifier_path: str
+    identifier_path: str
+    blur_threshold: float = DEFAULT_BLUR_THRESHOLD
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    min_side: int = DEFAULT_MIN_SIDE
+    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
+    min_region_fraction: float = DEFAULT_MIN_REGION_FRACTION
+    run_id: str = ""
+    classifier_sha256: str = ""
+    identifier_sha256: str = ""
+
+
+def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam options from the pass-through command-line flags."""
+    return PipelineOptions(list(beam_args), save_main_session=False)
+
+
+def make_runner(options: PipelineOptions) -> PipelineRunner | None:
+    """The runner to use: the user's ``--runner`` if given, else a quiet local runner.
+
+    Beam's default DirectRunner first tries Prism, which downloads a binary at run time; on
+    machines without internet access that fails with an alarming log before falling back. When
+    no runner is named we go straight to the FnApiRunner (what DirectRunner falls back to), which
+    honours ``--direct_num_workers`` and ``--direct_running_mode``.
+
+    Returns:
+        A runner instance, or None to let Beam pick the runner named in the options.
+    """
+    if options.view_as(StandardOptions).runner:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    # Same provision info DirectRunner builds, so worker processes see the pipeline options.
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision_info = fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    )
+    logging.getLogger(__name__).debug("No --runner given: using the local FnApiRunner")
+    return fn_runner.FnApiRunner(provision_info=provision_info)

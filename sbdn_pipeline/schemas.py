@@ -1,0 +1,90 @@
+"""Parquet schemas of every table the tool writes, and the output folder layout.
+
+This is the one place that defines them: the Beam writers, the readers (summaries, reports,
+incremental runs) and the tests all import from here.
+
+Output layout of ``sbdn detect ... --output OUT``::
+
+    OUT/_sbdn_output.json                      marker: this folder belongs to sbdn
+    OUT/results/run_id=<RUN_ID>/part-*.parquet one row per image that was classified
+    OUT/errors/run_id=<RUN_ID>/part-*.parquet  one row per image that could not be
+
+The ``run_id=...`` folders are Hive-style, so ``OUT/results/*/*.parquet`` reads every run and a
+run can be audited or deleted as a folder. The ``run_id`` column is also stored inside the files
+so that readers which do not parse Hive folders still see it.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+RESULTS_DIR = "results"
+ERRORS_DIR = "errors"
+OUTPUT_MARKER = "_sbdn_output.json"
+PARQUET_SUFFIX = ".parquet"
+RUN_FOLDER_PREFIX = "run_id="
+
+# Timestamps are microseconds in UTC: the widest common denominator of DuckDB, Spark, pandas
+# and BigQuery (BigQuery rejects nanosecond Parquet timestamps).
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+BLUR_REGION_TYPE = pa.struct(
+    [
+        # Bounding box in ORIGINAL image pixel coordinates (after EXIF orientation);
+        # x_min/y_min inclusive, x_max/y_max exclusive.
+        pa.field("x_min", pa.int32(), nullable=False),
+        pa.field("y_min", pa.int32(), nullable=False),
+        pa.field("x_max", pa.int32(), nullable=False),
+        pa.field("y_max", pa.int32(), nullable=False),
+        pa.field("area_fraction", pa.float32(), nullable=False),
+        pa.field("mean_confidence", pa.float32(), nullable=False),
+    ]
+)
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        pa.field("image_uri", pa.string(), nullable=False),
+        pa.field("image_sha256", pa.string(), nullable=False),
+        pa.field("image_size_bytes", pa.int64(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("blur_probability", pa.float32(), nullable=False),
+        pa.field("is_blurry", pa.bool_(), nullable=False),
+        pa.field("blur_threshold", pa.float32(), nullable=False),
+        pa.field("mask_threshold", pa.float32(), nullable=False),
+        pa.field("classifier_model", pa.string(), nullable=False),
+        # Everything below is null for sharp images: the identifier never runs on them.
+        pa.field("identifier_model", pa.string()),
+        pa.field("mask_png", pa.binary()),
+        pa.field("mask_width", pa.int32()),
+        pa.field("mask_height", pa.int32()),
+        pa.field("blur_area_fraction", pa.float32()),
+        pa.field("blur_region_count", pa.int32()),
+        pa.field("blur_regions", pa.list_(pa.field("element", BLUR_REGION_TYPE))),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("processed_at", TIMESTAMP_TYPE, nullable=False),
+    ]
+)
+
+ERRORS_SCHEMA = pa.schema(
+    [
+        pa.field("image_uri", pa.string(), nullable=False),
+        # Pipeline stage that failed: read, decode, classify, segment.
+        pa.field("stage", pa.string(), nullable=False),
+        # Short machine-readable reason, e.g. "empty_file", "not_an_image", "too_many_pixels".
+        pa.field("error_type", pa.string(), nullable=False),
+        pa.field("error_message", pa.string(), nullable=False),
+        # Known when the bytes could be read; lets incremental runs tell a changed file apart.
+        pa.field("image_sha256", pa.string()),
+        pa.field("image_size_bytes", pa.int64()),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("processed_at", TIMESTAMP_TYPE, nullable=False),
+    ]
+)
+
+# Values of the ``stage`` column of the errors table.
+STAGE_READ = "read"
+STAGE_DECODE = "decode"
+STAGE_CLASSIFY = "classify"
+STAGE_SEGMENT = "segment"
