@@ -1,0 +1,7 @@
+"""Training and evaluation of the blur networks.
+
+Modules: ``reader`` (tf.data input from the synthetic TFRecords), ``train`` (training job),
+``metrics`` (pure-numpy metrics), ``baselines`` (Laplacian blur detectors), ``evaluate``
+(evaluation job) and ``plots`` (figures). Import the module you need; this package imports
+nothing heavy by itself.
+"""
