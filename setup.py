@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "click>=8.1,<9",
     "pillow>=10,<13",
     "scipy>=1.11,<1.14",
+    "matplotlib>=3.8,<4",
 ]
 
 EXTRAS_REQUIRE = {

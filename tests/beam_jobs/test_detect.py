@@ -1,0 +1,146 @@
+"""The detect job end to end, in process, with tiny real models and generated images."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from beam_jobs import detect
+from sbdn_pipeline import inference, masks, schemas
+from sbdn_pipeline.options import DetectOptions
+
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+
+
+def run_detect(input_spec: str, output: str, tiny_models: dict[str, str],
+               beam_args: list[str] | None = None, **overrides) -> detect.DetectSummary:
+    classifier = inference.inspect_model(tiny_models["classifier"], "classifier")
+    identifier = inference.inspect_model(tiny_models["identifier"], "identifier")
+    options = DetectOptions(input=input_spec, output=output, classifier_path=classifier.path,
+                            identifier_path=identifier.path, batch_size=4, **overrides)
+    return detect.run(options, classifier, identifier, PipelineOptions(beam_args or []))
+
+
+def read_table(output: str, table: str):
+    files = glob.glob(os.path.join(output, table, "run_id=*", "*.parquet"))
+    assert files, f"no {table} files written"
+    return pq.read_table(files, schema=getattr(schemas, f"{table.upper()}_SCHEMA"))
+
+
+@pytest.fixture(scope="module")
+def detect_run(mixed_folder, tiny_models, tmp_path_factory):
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    output = str(tmp_path_factory.mktemp("detect") / "out")
+    summary = run_detect(folder, output, tiny_models)
+    return {"summary": summary, "output": output, "expected": mixed_folder}
+
+
+def test_every_input_is_in_exactly_one_table(detect_run) -> None:
+    expected = detect_run["expected"]
+    results = read_table(detect_run["output"], "results").to_pylist()
+    errors = read_table(detect_run["output"], "errors").to_pylist()
+    all_inputs = sorted(sum(expected.values(), []))
+    written = sorted([row["image_uri"] for row in results] + [row["image_uri"] for row in errors])
+    assert written == all_inputs
+
+
+def test_summary_counts_add_up(detect_run) -> None:
+    summary, expected = detect_run["summary"], detect_run["expected"]
+    assert summary.matched == sum(len(v) for v in expected.values())
+    assert (summary.sharp, summary.blurry, summary.errors) == (
+        len(expected["sharp"]), len(expected["blurry"]), len(expected["error"]))
+    assert summary.reconciled
+
+
+def test_verdicts_follow_the_image_content(detect_run) -> None:
+    rows = {row["image_uri"]: row for row in read_table(detect_run["output"], "results").to_pylist()}
+    for uri in detect_run["expected"]["sharp"]:
+        assert rows[uri]["is_blurry"] is False, uri
+    for uri in detect_run["expected"]["blurry"]:
+        assert rows[uri]["is_blurry"] is True, uri
+
+
+def test_identifier_runs_only_on_the_blurry_branch(detect_run) -> None:
+    summary = detect_run["summary"]
+    assert summary.segmented == summary.blurry
+    for row in read_table(detect_run["output"], "results").to_pylist():
+        if row["is_blurry"]:
+            assert row["identifier_model"].startswith("tiny_identifier.keras@sha256:")
+            assert row["mask_png"] and row["blur_area_fraction"] is not None
+        else:
+            for column in ("identifier_model", "mask_png", "mask_width", "blur_area_fraction",
+                           "blur_region_count", "blur_regions"):
+                assert row[column] is None, column
+
+
+def test_half_blurred_image_mask_covers_its_left_half(detect_run) -> None:
+    rows = read_table(detect_run["output"], "results").to_pylist()
+    row = next(r for r in rows if r["image_uri"].endswith("half_blurred.png"))
+    mask = masks.decode_mask_png(row["mask_png"])
+    assert mask.shape == (row["mask_height"], row["mask_width"])
+    width = mask.shape[1]
+    assert mask[:, : width // 2 - 1].mean() > 0.8
+    assert mask[:, width // 2 + 1:].mean() < 0.3
+    assert 0.4 < row["blur_area_fraction"] < 0.7
+    largest = row["blur_regions"][0]
+    # Box in original pixels (96 x 96): the left half, give or take one mask pixel (6 px).
+    assert largest["x_min"] == 0 and largest["y_min"] == 0 and largest["y_max"] == 96
+    assert 42 <= largest["x_max"] <= 66
+
+
+def test_corrupt_images_go_to_errors_with_reasons(detect_run) -> None:
+    errors = {os.path.basename(row["image_uri"]): row
+              for row in read_table(detect_run["output"], "errors").to_pylist()}
+    assert errors["truncated.jpg"]["error_type"] == "decode_error"
+    assert errors["empty.jpg"]["error_type"] == "empty_file"
+    assert errors["error_page.jpg"]["error_type"] == "not_an_image"
+    assert errors["random.png"]["error_type"] == "not_an_image"
+    assert errors["bomb.png"]["error_type"] == "too_many_pixels"
+    assert all(row["stage"] == schemas.STAGE_DECODE and row["error_message"]
+               for row in errors.values())
+
+
+def test_parquet_files_have_exactly_the_schema_module_schemas(detect_run) -> None:
+    for table, schema in (("results", schemas.RESULTS_SCHEMA), ("errors", schemas.ERRORS_SCHEMA)):
+        for path in glob.glob(os.path.join(detect_run["output"], table, "*", "*.parquet")):
+            assert pq.read_schema(path).remove_metadata().equals(schema), path
+
+
+def test_readme_duckdb_query_runs_as_written(detect_run, monkeypatch) -> None:
+    text = open(README, encoding="utf-8").read()
+    block = re.search(r"<!-- duckdb-example -->\s*```sql\n(.*?)```", text, re.S)
+    assert block, "README lacks the DuckDB example block"
+    # The README's query reads 'out/...': run it from the folder that holds our 'out'.
+    monkeypatch.chdir(os.path.dirname(detect_run["output"]))
+    rows = duckdb.sql(block.group(1)).fetchall()
+    blurry = detect_run["summary"].blurry
+    assert len(rows) == min(blurry, 20) and rows
+
+
+def test_second_run_into_same_output_adds_its_own_run_folder(detect_run, tiny_models) -> None:
+    folder = os.path.dirname(detect_run["expected"]["sharp"][0])
+    second = run_detect(os.path.join(folder, "sharp_*.png"), detect_run["output"], tiny_models,
+                        run_id="second-run")
+    assert second.matched == 4 and second.reconciled
+    runs = sorted(os.listdir(os.path.join(detect_run["output"], "results")))
+    assert "run_id=second-run" in runs and len(runs) == 2
+
+
+def test_multi_processing_local_workers_give_the_same_verdicts(
+        detect_run, tiny_models, tmp_path) -> None:
+    folder = os.path.dirname(detect_run["expected"]["sharp"][0])
+    summary = run_detect(folder, str(tmp_path / "out"), tiny_models,
+                         ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert summary.reconciled and summary.blurry == detect_run["summary"].blurry
+    verdicts = {r["image_uri"]: r["is_blurry"]
+                for r in read_table(str(tmp_path / "out"), "results").to_pylist()}
+    reference = {r["image_uri"]: r["is_blurry"]
+                 for r in read_table(detect_run["output"], "results").to_pylist()
+                 if r["run_id"] != "second-run"}
+    assert verdicts == reference
