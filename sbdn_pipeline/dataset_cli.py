@@ -1,0 +1,170 @@
+"""`sbdn make-dataset` and `sbdn show-dataset`: make and look at synthetic blur training data."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import click
+
+EPILOG_MAKE = """\b
+Examples:
+  sbdn make-dataset --sharp-images ../shared/data/sharp --output /work/data/sbdn-realistic \\
+      --variants-per-image 8 --seed 0 --direct_num_workers=2 --direct_running_mode=multi_processing
+  sbdn make-dataset --sharp-images 'photos/**/*.jpg' --output out/ --preset original
+  sbdn make-dataset --sharp-images gs://bucket/sharp/ --output gs://bucket/sbdn-data/ \\
+      --runner DataflowRunner --project P --region europe-west1 --temp_location gs://bucket/tmp
+
+\b
+Output: OUT/{train,val,test}/part-*.tfrecord.gz, OUT/manifest.json (counts and exact
+parameters), OUT/manifest.parquet (one row per example). Splits are by source photo.
+Any option not listed above is passed to Apache Beam.
+"""
+
+
+@click.command(
+    "make-dataset",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=EPILOG_MAKE,
+)
+@click.option("--sharp-images", required=True, help="Folder, glob, manifest or cloud path of sharp photos.")
+@click.option("--output", required=True, help="Data set folder to create (local or cloud).")
+@click.option(
+    "--variants-per-image",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Examples per photo, half sharp, half blurred [default: 8 realistic, 2 original].",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits and synthesis.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option(
+    "--preset",
+    type=click.Choice(["realistic", "original"]),
+    default="realistic",
+    show_default=True,
+    help="realistic: varied blur, regions and hard negatives; original: the research recipe.",
+)
+@click.option(
+    "--max-long-side",
+    type=click.IntRange(min=64),
+    default=1024,
+    show_default=True,
+    help="Stored images are capped to this long side (realistic preset).",
+)
+@click.option(
+    "--examples-per-shard", type=click.IntRange(min=1), default=128, show_default=True
+)
+@click.option("--overwrite", is_flag=True, help="Replace a data set already in --output.")
+@click.pass_context
+def make_dataset_command(
+    ctx: click.Context,
+    sharp_images: str,
+    output: str,
+    variants_per_image: int | None,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    preset: str,
+    max_long_side: int,
+    examples_per_shard: int,
+    overwrite: bool,
+) -> None:
+    """Make a synthetic blur training data set (TFRecords) from sharp photos with Beam."""
+    from beam_jobs import make_dataset
+
+    if variants_per_image is None:
+        # The original recipe is deterministic per photo: one sharp and one blurred version.
+        variants_per_image = 2 if preset == "original" else 8
+    try:
+        options = make_dataset.MakeDatasetOptions(
+            sharp_images=sharp_images,
+            output=output,
+            variants_per_image=variants_per_image,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            preset=preset,
+            max_long_side=max_long_side,
+            examples_per_shard=examples_per_shard,
+            overwrite=overwrite,
+        )
+        photos = make_dataset.list_source_photos(options)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    logging.getLogger("beam_jobs.make_dataset").setLevel(logging.WARNING)
+    click.echo(
+        f"make-dataset: {len(photos)} source photos x {variants_per_image} variants "
+        f"(preset {preset}, seed {seed}) -> {output}",
+        err=True,
+    )
+    started = time.monotonic()
+    try:
+        manifest = make_dataset.run(options, list(ctx.args), photos=photos)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    elapsed = time.monotonic() - started
+    click.echo(format_summary(manifest, elapsed), err=True)
+
+
+def format_summary(manifest: dict, elapsed_s: float | None = None) -> str:
+    """Human-readable counts of a data set manifest."""
+    totals = manifest["totals"]
+    lines = [
+        f"wrote {totals['examples']} examples ({totals['positives']} blurred, "
+        f"{totals['negatives']} sharp) from {totals['source_photos']} photos"
+        + (f" in {elapsed_s:.0f} s" if elapsed_s is not None else "")
+    ]
+    for split, counts in manifest["splits"].items():
+        kinds = ", ".join(f"{k} {n}" for k, n in counts["blur_kind"].items())
+        shapes = ", ".join(f"{k} {n}" for k, n in counts["region_shape"].items())
+        lines.append(
+            f"  {split}: {counts['examples']} examples from {counts['source_photos']} photos; "
+            f"kinds: {kinds}; shapes: {shapes}"
+        )
+    if manifest["rejected"]:
+        lines.append(f"  rejected {len(manifest['rejected'])} source photos (see manifest.json):")
+        lines += [f"    {r['path']}: {r['error']}" for r in manifest["rejected"][:10]]
+    return "\n".join(lines)
+
+
+@click.command("show-dataset")
+@click.argument("data_dir", metavar="OUT")
+@click.option("--n", "count", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--png", "png_path", required=True, help="Where to write the grid image.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True)
+@click.option("--tile-size", type=click.IntRange(min=64), default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which examples to pick.")
+@click.option(
+    "--positives-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.75,
+    show_default=True,
+    help="Share of blurred examples in the grid (the interesting ones).",
+)
+def show_dataset_command(
+    data_dir: str,
+    count: int,
+    png_path: str,
+    split: str,
+    tile_size: int,
+    seed: int,
+    positives_fraction: float,
+) -> None:
+    """Render a grid of data set examples with blur masks outlined (red) and captions."""
+    from sbdn_pipeline.synth import preview
+
+    try:
+        written = preview.write_grid(
+            data_dir,
+            png_path,
+            split=split,
+            count=count,
+            tile_size=tile_size,
+            seed=seed,
+            positives_fraction=positives_fraction,
+        )
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {png_path} ({written} examples from {data_dir}/{split})", err=True)
+

@@ -1,0 +1,320 @@
+"""tf.data reader of the synthetic data sets written by ``sbdn make-dataset``.
+
+Three levels:
+
+* :func:`list_shards` - the gzip TFRecord files of one split.
+* :func:`read_examples` - every example decoded at its stored (native) size, in file order;
+  for evaluation at native size and for tools.
+* :func:`make_training_dataset` - batched (images, targets) for Keras ``fit``/``evaluate``,
+  with augmentation when ``training=True``.
+
+The feature names and layout come from :mod:`sbdn_pipeline.features`, shared with the writer.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from sbdn_pipeline import features
+
+TASKS = ("classifier", "identifier")
+
+# A training crop counts as blurry when at least this fraction of it is blurred: a crop that
+# misses the blurred region of a partially blurred photo is a sharp example.
+DEFAULT_MIN_BLURRED_FRACTION = 0.02
+
+
+def list_shards(data_dir: str, split: str) -> list[str]:
+    """Sorted shard paths of one split (local or any file system TensorFlow can read).
+
+    Raises:
+        ValueError: if ``split`` is not train/val/test.
+        FileNotFoundError: if the split has no shards.
+    """
+    if split not in features.SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {features.SPLITS}")
+    pattern = features.shard_pattern(data_dir, split)
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(
+            f"no TFRecord shards match '{pattern}'; is '{data_dir}' a data set written by "
+            "`sbdn make-dataset`?"
+        )
+    return files
+
+
+def parse_serialized(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parse one serialized tf.train.Example with the shared feature spec (nothing decoded)."""
+    return tf.io.parse_single_example(serialized, features.FEATURE_SPEC)
+
+
+def decode_parsed(parsed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Decode image and mask of a parsed example.
+
+    Returns:
+        dict with image uint8 (H, W, 3), mask float32 (H, W, 1) in {0, 1}, label int64,
+        blur_kind, region_shape, source_id, source_group, split, degradations (tf.string),
+        strength, area_fraction (float32), height, width, variant (int64).
+    """
+    out = {name: parsed[name] for name in features.ALL_FEATURES if name not in (features.IMAGE, features.MASK)}
+    image = tf.io.decode_image(parsed[features.IMAGE], channels=3, expand_animations=False)
+    image = tf.ensure_shape(image, [None, None, 3])
+    mask = tf.io.decode_png(parsed[features.MASK], channels=1)
+    out[features.IMAGE] = image
+    out[features.MASK] = tf.cast(mask >= 128, tf.float32)
+    return out
+
+
+def _records(files: list[str], *, training: bool, seed: int) -> tf.data.Dataset:
+    names = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return names.interleave(
+        lambda name: tf.data.TFRecordDataset(name, compression_type="GZIP"),
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def read_examples(data_dir: str, split: str) -> tf.data.Dataset:
+    """Every example of a split, decoded at its stored size (see :func:`decode_parsed`).
+
+    The order is deterministic (shards in name order, interleaved in a fixed pattern).
+    """
+    files = list_shards(data_dir, split)
+    return (
+        _records(files, training=False, seed=0)
+        .map(parse_serialized, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(decode_parsed, num_parallel_calls=tf.data.AUTOTUNE)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry: crops, resizing, letterbox
+
+
+def _resize(images: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Resize (H, W, C) float32 to ``size`` (h, w): area averaging when shrinking (no aliasing
+    to fake sharpness), bilinear when enlarging; as the detect job's letterbox does."""
+    height = tf.shape(images)[0]
+    shrinking = size[0] <= height
+    return tf.cond(
+        shrinking,
+        lambda: tf.image.resize(images, size, method="area"),
+        lambda: tf.image.resize(images, size, method="bilinear"),
+    )
+
+
+def letterbox_geometry(height: tf.Tensor, width: tf.Tensor, size: int) -> tuple[tf.Tensor, ...]:
+    """(content_height, content_width, top, left) of an image fitted into a size x size square.
+
+    Same rounding as :func:`sbdn_pipeline.inference.letterbox_geometry` (round half to even),
+    so evaluation sees exactly what the detect job feeds the models.
+    """
+    height_f = tf.cast(height, tf.float64)
+    width_f = tf.cast(width, tf.float64)
+    scale = size / tf.maximum(height_f, width_f)
+    content_h = tf.clip_by_value(tf.cast(tf.round(height_f * scale), tf.int32), 1, size)
+    content_w = tf.clip_by_value(tf.cast(tf.round(width_f * scale), tf.int32), 1, size)
+    return content_h, content_w, (size - content_h) // 2, (size - content_w) // 2
+
+
+def letterbox_pair(image: tf.Tensor, mask: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Fit image (H, W, 3) and mask (H, W, 1) into size x size, centred, zero (black) padding."""
+    content_h, content_w, top, left = letterbox_geometry(tf.shape(image)[0], tf.shape(image)[1], size)
+    stacked = tf.concat([tf.cast(image, tf.float32), mask], axis=-1)
+    stacked = _resize(stacked, tf.stack([content_h, content_w]))
+    stacked = tf.image.pad_to_bounding_box(stacked, top, left, size, size)
+    stacked = tf.ensure_shape(stacked, [size, size, 4])
+    # Area resizing can overshoot by a few ulps; keep the documented ranges exact.
+    return tf.clip_by_value(stacked[..., :3], 0.0, 255.0), tf.clip_by_value(stacked[..., 3:], 0.0, 1.0)
+
+
+def random_crop_pair(
+    image: tf.Tensor,
+    mask: tf.Tensor,
+    size: int,
+    seed: tf.Tensor,
+    max_crop_scale: float | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Random square crop (side between ``size`` and the short side) resized to size, plus a
+    random horizontal flip; identical geometry for image and mask.
+
+    Images whose short side is below ``size`` are first enlarged to it (bilinear).
+
+    Args:
+        seed: int64 tensor of shape (2,) for the stateless random ops.
+        max_crop_scale: if set, crop sides are at most ``size * max_crop_scale``, so that
+            resizing to ``size`` shrinks blur by at most that factor (subtle blur stays
+            visible); None allows the full short side.
+    """
+    stacked = tf.concat([tf.cast(image, tf.float32), mask], axis=-1)
+    height, width = tf.shape(stacked)[0], tf.shape(stacked)[1]
+    short = tf.minimum(height, width)
+    grow = tf.maximum(1.0, size / tf.cast(short, tf.float32))
+    stacked = tf.cond(
+        grow > 1.0,
+        lambda: tf.image.resize(
+            stacked,
+            tf.cast(tf.math.ceil(tf.cast(tf.stack([height, width]), tf.float32) * grow), tf.int32),
+            method="bilinear",
+        ),
+        lambda: stacked,
+    )
+    height, width = tf.shape(stacked)[0], tf.shape(stacked)[1]
+    short = tf.minimum(height, width)
+    largest = short
+    if max_crop_scale is not None:
+        largest = tf.minimum(short, tf.cast(size * max_crop_scale, tf.int32))
+    largest = tf.maximum(largest, size)
+    seeds = tf.random.experimental.stateless_split(seed, num=4)
+    side = tf.random.stateless_uniform([], seeds[0], minval=size, maxval=largest + 1, dtype=tf.int32)
+    top = tf.random.stateless_uniform([], seeds[1], minval=0, maxval=height - side + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=width - side + 1, dtype=tf.int32)
+    crop = stacked[top : top + side, left : left + side]
+    crop = tf.image.resize(crop, [size, size], method="area")
+    crop = tf.image.stateless_random_flip_left_right(crop, seeds[3])
+    crop = tf.ensure_shape(crop, [size, size, 4])
+    return tf.clip_by_value(crop[..., :3], 0.0, 255.0), tf.clip_by_value(crop[..., 3:], 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Training / evaluation datasets
+
+
+def _keep_example(
+    parsed: dict[str, tf.Tensor], source_groups: list[str] | None, positives_only: bool
+) -> tf.Tensor:
+    keep = tf.constant(True)
+    if source_groups is not None:
+        groups = tf.constant(list(source_groups), dtype=tf.string)
+        keep = tf.logical_and(keep, tf.reduce_any(tf.equal(parsed[features.SOURCE_GROUP], groups)))
+    if positives_only:
+        keep = tf.logical_and(keep, tf.equal(parsed[features.LABEL], 1))
+    return keep
+
+
+def make_training_dataset(
+    data_dir: str,
+    split: str,
+    *,
+    task: str,
+    image_size: int,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    source_groups: list[str] | None = None,
+    positives_only: bool = False,
+    mask_downsample: int = 1,
+    cache: bool = False,
+    shuffle_buffer: int = 256,
+    repeat: bool = False,
+    min_blurred_fraction: float = DEFAULT_MIN_BLURRED_FRACTION,
+    max_crop_scale: float | None = None,
+) -> tf.data.Dataset:
+    """Batches of (images, targets) for one task.
+
+    Images are float32 (B, S, S, 3) in [0, 255] (no normalisation: that is a layer inside the
+    models). Targets:
+
+    * ``task="classifier"``: labels float32 (B, 1), 1 = blurry. The label is derived from the
+      mask of the view the model sees: blurry when at least ``min_blurred_fraction`` (2 %) of
+      the view's pixels are blurred. So a training crop of a partially blurred photo that misses
+      the blurred region is labelled sharp, and one that barely touches it is not called blurry.
+    * ``task="identifier"``: masks float32 (B, S/k, S/k, 1) with k = ``mask_downsample``, the
+      blurred fraction of each k x k block (area-resized, so values at region borders are
+      fractional, in [0, 1]).
+
+    Views:
+
+    * ``training=True``: a random square crop whose side is uniform between S and the image's
+      short side (or ``S * max_crop_scale``), resized to S by area averaging, randomly flipped
+      left-right; the same geometry for image and mask. Files and examples are shuffled;
+      augmentation is seeded by ``seed`` (stateless ops), different every epoch.
+    * ``training=False``: deterministic letterbox: the whole image scaled to fit S x S (aspect
+      ratio kept), centred, padded with black, mask padded with 0 - exactly what the detect
+      job feeds the models (:func:`sbdn_pipeline.inference.letterbox`). Order is the file
+      order; the last partial batch is kept.
+
+    Args:
+        data_dir: data set folder (``OUT`` of ``sbdn make-dataset``).
+        split: "train", "val" or "test".
+        task: "classifier" or "identifier".
+        image_size: S, the model input side.
+        batch_size: examples per batch (training drops the last partial batch).
+        training: augment and shuffle (True) or letterbox deterministically (False).
+        seed: seed of shuffling and augmentation.
+        source_groups: keep only examples whose source_group is in this list (e.g. leave BSDS
+            out for the identifier: its photos have natural depth of field).
+        positives_only: keep only blurred examples.
+        mask_downsample: k, the identifier's output stride; must divide S.
+        cache: cache in memory: the encoded records when training (augmentation stays random),
+            the preprocessed S x S views when not.
+        shuffle_buffer: examples in the shuffle buffer (training).
+        repeat: repeat forever (then pass ``steps_per_epoch`` to Keras).
+        min_blurred_fraction: see the classifier target above.
+        max_crop_scale: see ``training=True`` above.
+
+    Raises:
+        ValueError: for an unknown task, or a mask_downsample that does not divide S.
+        FileNotFoundError: if the split has no shards.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if mask_downsample < 1 or image_size % mask_downsample:
+        raise ValueError(
+            f"mask_downsample must be a positive divisor of image_size ({image_size}), "
+            f"got {mask_downsample}"
+        )
+    files = list_shards(data_dir, split)
+    dataset = _records(files, training=training, seed=seed).map(
+        parse_serialized, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    if source_groups is not None or positives_only:
+        dataset = dataset.filter(lambda parsed: _keep_example(parsed, source_groups, positives_only))
+    if cache and training:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    mask_size = image_size // mask_downsample
+
+    def to_targets(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if task == "classifier":
+            blurred = tf.reduce_mean(mask)
+            label = tf.cast(blurred >= min_blurred_fraction, tf.float32)
+            return image, tf.reshape(label, [1])
+        if mask_downsample > 1:
+            mask = tf.image.resize(mask, [mask_size, mask_size], method="area")
+        return image, tf.clip_by_value(mask, 0.0, 1.0)
+
+    if training:
+        randomness = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def augment(parsed: dict, example_seed: tf.Tensor):
+            decoded = decode_parsed(parsed)
+            image, mask = random_crop_pair(
+                decoded[features.IMAGE], decoded[features.MASK], image_size, example_seed, max_crop_scale
+            )
+            return to_targets(image, mask)
+
+        if repeat:
+            dataset = dataset.repeat()
+        dataset = tf.data.Dataset.zip((dataset, randomness)).map(
+            augment, num_parallel_calls=tf.data.AUTOTUNE
+        )
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+    else:
+
+        def view(parsed: dict):
+            decoded = decode_parsed(parsed)
+            image, mask = letterbox_pair(decoded[features.IMAGE], decoded[features.MASK], image_size)
+            return to_targets(image, mask)
+
+        dataset = dataset.map(view, num_parallel_calls=tf.data.AUTOTUNE)
+        if cache:
+            dataset = dataset.cache()
+        if repeat:
+            dataset = dataset.repeat()
+        dataset = dataset.batch(batch_size, drop_remainder=False)
+    return dataset.prefetch(tf.data.AUTOTUNE)
