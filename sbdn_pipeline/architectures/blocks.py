@@ -8,18 +8,30 @@ from keras import layers
 
 
 def conv_bn_relu(
-    x: Any, filters: int, kernel_size: int, strides: int = 1, *, name: str
+    x: Any,
+    filters: int,
+    kernel_size: int,
+    strides: int = 1,
+    *,
+    name: str,
+    momentum: float = 0.99,
 ) -> Any:
     """Convolution, batch norm, ReLU (bias-free: the batch norm supplies the offset)."""
     x = layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def separable_block(
-    x: Any, filters: int, *, strides: int = 1, dilation_rate: int = 1, name: str
+    x: Any,
+    filters: int,
+    *,
+    strides: int = 1,
+    dilation_rate: int = 1,
+    name: str,
+    momentum: float = 0.99,
 ) -> Any:
     """Depthwise 3x3 + pointwise 1x1 (MobileNet-v1 style), residual when shapes allow.
 
@@ -35,10 +47,10 @@ def separable_block(
         use_bias=False,
         name=f"{name}_dw",
     )(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_dw_bn")(x)
     x = layers.ReLU(name=f"{name}_dw_relu")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_pw_bn")(x)
     if strides == 1 and shortcut.shape[-1] == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.ReLU(name=f"{name}_relu")(x)
@@ -59,12 +71,14 @@ def global_context(x: Any, *, reduction: int = 4, name: str) -> Any:
     return layers.Multiply(name=f"{name}_scale")([x, gate])
 
 
-def upsample_merge(x: Any, skip: Any, filters: int, *, name: str) -> Any:
+def upsample_merge(
+    x: Any, skip: Any, filters: int, *, name: str, momentum: float = 0.99
+) -> Any:
     """Bilinear 2x upsampling, concatenation with the encoder skip, one separable block."""
     x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
     x = layers.Concatenate(name=f"{name}_concat")([x, skip])
-    x = conv_bn_relu(x, filters, 1, name=f"{name}_mix")
-    return separable_block(x, filters, name=f"{name}_refine")
+    x = conv_bn_relu(x, filters, 1, name=f"{name}_mix", momentum=momentum)
+    return separable_block(x, filters, name=f"{name}_refine", momentum=momentum)
 
 
 __all__ = ["conv_bn_relu", "separable_block", "global_context", "upsample_merge"]

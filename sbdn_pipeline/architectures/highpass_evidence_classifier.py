@@ -37,6 +37,7 @@ class HighPassEvidenceClassifier(BlurModel):
         evidence_filters: channels of the per-position evidence features that get pooled.
         dropout: dropout rate before the sigmoid unit.
         high_pass_gain: gain of the fixed high-pass responses.
+        batch_norm_momentum: momentum of the batch-norm moving statistics.
     """
 
     task = "classifier"
@@ -51,6 +52,7 @@ class HighPassEvidenceClassifier(BlurModel):
         evidence_filters: int = 128,
         dropout: float = 0.1,
         high_pass_gain: float = 8.0,
+        batch_norm_momentum: float = 0.99,
         **kwargs: Any,
     ) -> None:
         stage_filters = tuple(int(f) for f in stage_filters)
@@ -73,7 +75,10 @@ class HighPassEvidenceClassifier(BlurModel):
 
         # === Functional Model ===
         images = keras.Input(shape=(input_size, input_size, 3), name="image")
-        x = conv_bn_relu(high_pass(images), stem_filters, 4, strides=4, name="stem")
+        momentum = batch_norm_momentum
+        x = conv_bn_relu(
+            high_pass(images), stem_filters, 4, strides=4, name="stem", momentum=momentum
+        )
         for stage, (filters, blocks) in enumerate(zip(stage_filters, stage_blocks)):
             for block in range(blocks):
                 last_stage = stage == len(stage_filters) - 1
@@ -84,9 +89,10 @@ class HighPassEvidenceClassifier(BlurModel):
                     # Dilating the deepest blocks widens the context at no cost.
                     dilation_rate=2 if last_stage and block > 0 else 1,
                     name=f"stage{stage}_block{block}",
+                    momentum=momentum,
                 )
         x = global_context(x, name="context")
-        evidence = conv_bn_relu(x, evidence_filters, 1, name="evidence")
+        evidence = conv_bn_relu(x, evidence_filters, 1, name="evidence", momentum=momentum)
         outputs = head(drop(pooled([mean_pool(evidence), max_pool(evidence)])))
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
@@ -98,6 +104,7 @@ class HighPassEvidenceClassifier(BlurModel):
         self.evidence_filters = evidence_filters
         self.dropout = dropout
         self.high_pass_gain = high_pass_gain
+        self.batch_norm_momentum = batch_norm_momentum
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -110,6 +117,7 @@ class HighPassEvidenceClassifier(BlurModel):
                 "evidence_filters": self.evidence_filters,
                 "dropout": self.dropout,
                 "high_pass_gain": self.high_pass_gain,
+                "batch_norm_momentum": self.batch_norm_momentum,
             }
         )
         return config

@@ -42,6 +42,7 @@ class HighPassUNet(BlurModel):
         encoder_blocks: separable blocks per encoder level (the 1/2 level is the patchify stem
             plus this many blocks).
         high_pass_gain: gain of the fixed high-pass responses.
+        batch_norm_momentum: momentum of the batch-norm moving statistics.
     """
 
     task = "identifier"
@@ -54,6 +55,7 @@ class HighPassUNet(BlurModel):
         encoder_filters: Sequence[int] = (16, 24, 40, 64, 96),
         encoder_blocks: Sequence[int] = (0, 2, 2, 2, 2),
         high_pass_gain: float = 8.0,
+        batch_norm_momentum: float = 0.99,
         **kwargs: Any,
     ) -> None:
         encoder_filters = tuple(int(f) for f in encoder_filters)
@@ -75,7 +77,10 @@ class HighPassUNet(BlurModel):
         # === Functional Model ===
         images = keras.Input(shape=(input_size, input_size, 3), name="image")
         filtered = high_pass(images)
-        x = conv_bn_relu(filtered, encoder_filters[0], 2, strides=2, name="stem")
+        momentum = batch_norm_momentum
+        x = conv_bn_relu(
+            filtered, encoder_filters[0], 2, strides=2, name="stem", momentum=momentum
+        )
         features = {0: filtered}  # level L has resolution S / 2**L
         for level in range(1, 6):
             filters = encoder_filters[level - 1]
@@ -86,12 +91,15 @@ class HighPassUNet(BlurModel):
                     strides=2 if level > 1 and block == 0 else 1,
                     dilation_rate=2 if level == 5 and block > 0 else 1,
                     name=f"enc{level}_block{block}",
+                    momentum=momentum,
                 )
             features[level] = x
         x = global_context(x, name="context")
         for level in range(4, int(math.log2(output_stride)) - 1, -1):
             filters = encoder_filters[level - 1] if level > 0 else max(8, encoder_filters[0] // 2)
-            x = upsample_merge(x, features[level], filters, name=f"dec{level}")
+            x = upsample_merge(
+                x, features[level], filters, name=f"dec{level}", momentum=momentum
+            )
         outputs = head(x)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
@@ -101,6 +109,7 @@ class HighPassUNet(BlurModel):
         self.encoder_filters = encoder_filters
         self.encoder_blocks = encoder_blocks
         self.high_pass_gain = high_pass_gain
+        self.batch_norm_momentum = batch_norm_momentum
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -111,6 +120,7 @@ class HighPassUNet(BlurModel):
                 "encoder_filters": list(self.encoder_filters),
                 "encoder_blocks": list(self.encoder_blocks),
                 "high_pass_gain": self.high_pass_gain,
+                "batch_norm_momentum": self.batch_norm_momentum,
             }
         )
         return config

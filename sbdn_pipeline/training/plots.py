@@ -1,0 +1,157 @@
+"""Figures of the training and evaluation jobs (matplotlib, written straight to PNG files).
+
+matplotlib is imported lazily with the non-interactive Agg backend, so these functions work on
+headless machines and importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install matplotlib") from exc
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure: Any, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    # Write next to the target, then rename, so a reader never sees half a PNG.
+    temporary = f"{path}.tmp.png"
+    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+    os.replace(temporary, path)
+    return path
+
+
+def plot_training_curve(
+    history: Sequence[Mapping[str, float]], path: str, metric: str | None = None, title: str = ""
+) -> str:
+    """Loss (and one metric) per epoch, training and validation, plus the learning rate.
+
+    Args:
+        history: one mapping per epoch with keys like "epoch", "loss", "val_loss", "lr".
+        path: PNG file to write.
+        metric: name of a metric to draw in a second panel (e.g. "auc"); skipped if absent.
+        title: figure title.
+    """
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    panels = 2 if metric and any(metric in row for row in history) else 1
+    figure, axes = plt.subplots(1, panels + 1, figsize=(5 * (panels + 1), 3.6), squeeze=False)
+    axes = axes[0]
+
+    def draw(axis: Any, key: str, label: str) -> None:
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            values = [row.get(prefix + key, np.nan) for row in history]
+            axis.plot(epochs, values, style, markersize=3, label=f"{prefix or 'train_'}{label}")
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+
+    draw(axes[0], "loss", "loss")
+    axes[0].set_ylabel("loss")
+    if panels == 2:
+        draw(axes[1], metric, metric)
+        axes[1].set_ylabel(metric)
+    axes[-1].plot(epochs, [row.get("lr", np.nan) for row in history], "-", color="gray")
+    axes[-1].set_ylabel("learning rate (end of epoch)")
+    axes[-1].set_xlabel("epoch")
+    axes[-1].grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_roc_curves(curves: Mapping[str, tuple[Any, Any, float]], path: str) -> str:
+    """ROC curves: ``curves`` maps a name to (false positive rates, true positive rates, AUC)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.8, 4.5))
+    for name, (fpr, tpr, auc) in curves.items():
+        axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], ":", color="gray")
+    axis.set_xlabel("false positive rate (sharp called blurry)")
+    axis.set_ylabel("true positive rate (blurry found)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.01)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(matrix: Any, path: str, title: str = "") -> str:
+    """2x2 confusion matrix [[TN, FP], [FN, TP]] as an annotated heat map."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(3.8, 3.4))
+    axis.imshow(matrix, cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        colour = "white" if count > matrix.max() / 2 else "black"
+        axis.text(column, row, str(int(count)), ha="center", va="center", color=colour)
+    axis.set_xticks([0, 1], ["sharp", "blurry"])
+    axis.set_yticks([0, 1], ["sharp", "blurry"])
+    axis.set_xlabel("verdict")
+    axis.set_ylabel("truth")
+    if title:
+        axis.set_title(title, fontsize=9)
+    return _save(figure, path)
+
+
+def plot_group_bars(
+    values: Mapping[str, Mapping[str, float]],
+    path: str,
+    ylabel: str = "accuracy",
+    title: str = "",
+    counts: Mapping[str, int] | None = None,
+) -> str:
+    """Grouped bars: ``values`` maps a series (model) name to {group: value}.
+
+    Args:
+        values: e.g. {"classifier": {"motion": 0.97, ...}, "laplacian-variance": {...}}.
+        path: PNG file to write.
+        ylabel: y-axis label.
+        title: figure title.
+        counts: examples per group, shown under the group names.
+    """
+    plt = _pyplot()
+    groups = sorted({group for series in values.values() for group in series})
+    width = 0.8 / max(len(values), 1)
+    figure, axis = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) + 2), 3.8))
+    positions = np.arange(len(groups))
+    for index, (name, series) in enumerate(values.items()):
+        heights = [series.get(group, np.nan) for group in groups]
+        axis.bar(positions + (index - (len(values) - 1) / 2) * width, heights, width, label=name)
+    labels = [f"{group}\n(n={counts[group]})" if counts and group in counts else group for group in groups]
+    axis.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel(ylabel)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title, fontsize=10)
+    return _save(figure, path)
+
+
+def plot_precision_recall_curves(curves: Mapping[str, tuple[Any, Any]], path: str) -> str:
+    """Mean mask precision-recall curves: ``curves`` maps a name to (recalls, precisions)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.8, 4.5))
+    for name, (recall, precision) in curves.items():
+        axis.plot(recall, precision, label=name)
+    axis.set_xlabel("recall (blurred pixels found)")
+    axis.set_ylabel("precision")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.01)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left", fontsize=8)
+    return _save(figure, path)

@@ -1,0 +1,738 @@
+"""Training job: one network, one task, resumable, on a wall-clock budget.
+
+``train()`` reads the synthetic TFRecords through :mod:`sbdn_pipeline.training.reader`,
+builds a fresh network from :mod:`sbdn_pipeline.architectures` (or resumes the one in
+``out_dir``) and hands both to :func:`fit`, which is the part that does not care where the data
+comes from. Everything a run writes lives in ``out_dir``::
+
+    out_dir/
+      checkpoints/last.keras          model + optimizer after the latest epoch (for resuming)
+      checkpoints/best.weights.h5     weights of the epoch with the lowest validation loss
+      checkpoints/state.json          epoch counter, early-stopping state, elapsed time, history
+      training_log.csv                one row per epoch (losses, metrics, learning rate, time)
+      training_curve.png              the same, drawn
+      model.keras                     the best epoch's network, without optimizer state
+      train_summary.json              command, arguments, epochs, wall time, best metrics, sha256
+
+A run that is killed (or stopped by its time budget) and started again with the same
+``out_dir`` continues after the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from sbdn_pipeline import architectures
+
+CLASSIFIER = "classifier"
+IDENTIFIER = "identifier"
+TASKS = (CLASSIFIER, IDENTIFIER)
+LOSSES = ("bce", "bce_dice", "mse")
+
+# Defaults per architecture, chosen so that one default model trains in about an hour on a
+# 2-core CPU (see README "Models"): the efficient nets run at their shipping resolution; the
+# originals at the 224 px of the original research.
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "highpass-evidence-classifier": {
+        "image_size": 384, "batch_size": 16, "epochs": 40, "learning_rate": 2e-3, "loss": "bce",
+    },
+    "resnet50": {
+        "image_size": 224, "batch_size": 16, "epochs": 40, "learning_rate": 1e-3, "loss": "bce",
+    },
+    "highpass-unet": {
+        "image_size": 320, "batch_size": 16, "epochs": 40, "learning_rate": 2e-3,
+        "loss": "bce_dice",
+    },
+    "original-encoder-decoder": {
+        "image_size": 224, "batch_size": 16, "epochs": 40, "learning_rate": 1e-3, "loss": "mse",
+    },
+}
+DEFAULT_PATIENCE = 8
+DEFAULT_WARMUP_STEPS = 100
+# Source groups whose "sharp" pixels are not reliably sharp (natural depth of field, see the
+# data README): left out of identifier training by default.
+UNRELIABLE_MASK_GROUP_PREFIXES = ("bsds",)
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.keras"
+BEST_WEIGHTS = "best.weights.h5"
+STATE_FILE = "state.json"
+LOG_FILE = "training_log.csv"
+CURVE_FILE = "training_curve.png"
+MODEL_FILE = "model.keras"
+SUMMARY_FILE = "train_summary.json"
+
+STOP_EPOCHS = "completed_epochs"
+STOP_EARLY = "early_stopping"
+STOP_BUDGET = "time_budget"
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="sbdn")
+def dice_loss(y_true: Any, y_pred: Any) -> Any:
+    """1 - soft Dice coefficient per image (smoothed by 1 so empty masks are not undefined)."""
+    y_true = ops.cast(y_true, y_pred.dtype)
+    axes = tuple(range(1, len(y_pred.shape)))
+    overlap = ops.sum(y_true * y_pred, axis=axes)
+    total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
+    return 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
+
+
+@keras.saving.register_keras_serializable(package="sbdn")
+def bce_dice_loss(y_true: Any, y_pred: Any) -> Any:
+    """Per-pixel binary cross-entropy (mean per image) plus Dice loss per image.
+
+    Cross-entropy gives every pixel a gradient; Dice keeps small blurred regions from being
+    drowned by a large sharp background.
+    """
+    y_true = ops.cast(y_true, y_pred.dtype)
+    axes = tuple(range(1, len(y_pred.shape)))
+    cross_entropy = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=axes[:-1])
+    return cross_entropy + dice_loss(y_true, y_pred)
+
+
+def make_loss(name: str) -> Any:
+    """Loss by name: "bce", "bce_dice" or "mse"."""
+    if name == "bce":
+        return keras.losses.BinaryCrossentropy(name="bce")
+    if name == "bce_dice":
+        return bce_dice_loss
+    if name == "mse":
+        return keras.losses.MeanSquaredError(name="mse")
+    raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
+
+
+def training_metrics(task: str) -> list[keras.metrics.Metric]:
+    """Metrics reported per epoch (the validation loss alone drives checkpoints and stopping)."""
+    if task == CLASSIFIER:
+        return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+    return [
+        keras.metrics.MeanAbsoluteError(name="mae"),
+        keras.metrics.BinaryAccuracy(name="pixel_accuracy"),
+    ]
+
+
+def compile_model(model: keras.Model, task: str, loss: str, learning_rate: float) -> None:
+    """Compile with Adam (its learning rate is then driven by :class:`TrainingMonitor`)."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=5.0),
+        loss=make_loss(loss),
+        metrics=training_metrics(task),
+    )
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        out_dir: the run folder.
+        model_path: the best epoch's network (``out_dir/model.keras``).
+        model_sha256: hash of that file.
+        epochs_run: epochs finished, counting earlier runs that were resumed.
+        best_epoch: 1-based epoch with the lowest validation loss.
+        best_val: validation metrics of that epoch.
+        wall_time_s: training time, counting earlier runs that were resumed.
+        stopped_because: "completed_epochs", "early_stopping" or "time_budget".
+        summary_path: ``out_dir/train_summary.json``.
+    """
+
+    out_dir: str
+    model_path: str
+    model_sha256: str
+    epochs_run: int
+    best_epoch: int
+    best_val: dict[str, float]
+    wall_time_s: float
+    stopped_because: str
+    summary_path: str
+
+
+# --- the per-batch / per-epoch machinery --------------------------------------------------------
+
+
+def _atomic_json(data: Any, path: str) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+    os.replace(temporary, path)
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a local file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_state() -> dict[str, Any]:
+    """The resumable state of a run before its first epoch."""
+    return {
+        "epochs_done": 0,
+        "best_val_loss": None,
+        "best_epoch": 0,
+        "epochs_without_improvement": 0,
+        "elapsed_s": 0.0,
+        "steps_per_epoch": None,
+        "stopped_because": None,
+        "history": [],
+    }
+
+
+class TrainingMonitor(keras.callbacks.Callback):
+    """Everything that happens between batches and epochs, kept resumable in one state dict.
+
+    * learning rate: linear warm-up, then cosine decay to ``min_learning_rate`` over the run,
+      where progress is the larger of (steps done / steps planned) and (time used / time
+      budget), so a budget-limited run still anneals fully;
+    * wall-clock budget: stops after the batch that exhausts it (Keras still validates and
+      ends the epoch, so the run ends on a checkpoint);
+    * per epoch: history row, CSV log, training curve, best-weights checkpoint on validation
+      loss, early stopping, a full ``last.keras`` checkpoint and ``state.json`` (written last,
+      atomically, so a kill at any moment leaves a consistent pair), and a progress line.
+
+    Args:
+        out_dir: the run folder.
+        state: resumable state (see :func:`new_state`), updated in place.
+        epochs: planned epochs.
+        learning_rate: peak learning rate.
+        min_learning_rate: final learning rate of the cosine decay.
+        warmup_steps: optimizer steps of linear warm-up.
+        steps_per_epoch: batches per epoch when fixed; else learned from the first full epoch.
+        time_budget_s: total training seconds across resumed runs; None for no budget.
+        patience: epochs without a validation-loss improvement before stopping.
+        plot_metric: metric drawn next to the loss in the training curve.
+        log: function printing one progress line.
+    """
+
+    def __init__(
+        self,
+        out_dir: str,
+        state: dict[str, Any],
+        *,
+        epochs: int,
+        learning_rate: float,
+        min_learning_rate: float,
+        warmup_steps: int,
+        steps_per_epoch: int | None,
+        time_budget_s: float | None,
+        patience: int,
+        plot_metric: str,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        super().__init__()
+        self.out_dir = out_dir
+        self.state = state
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.min_learning_rate = min_learning_rate
+        self.warmup_steps = warmup_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.time_budget_s = time_budget_s
+        self.patience = patience
+        self.plot_metric = plot_metric
+        self.log = log
+        self._run_start = time.monotonic()
+        self._elapsed_before = float(state["elapsed_s"])
+        self._batches_this_epoch = 0
+        self._epoch_start = self._run_start
+
+    # -- schedule and budget --
+
+    def elapsed_s(self) -> float:
+        """Training seconds so far, including earlier (resumed) runs."""
+        return self._elapsed_before + time.monotonic() - self._run_start
+
+    def _planned_steps(self) -> int | None:
+        steps = self.steps_per_epoch or self.state.get("steps_per_epoch")
+        return steps * self.epochs if steps else None
+
+    def learning_rate_at(self, step: int) -> float:
+        """Learning rate for optimizer step ``step`` at the current elapsed time."""
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1) / self.warmup_steps
+        progress = 0.0
+        planned = self._planned_steps()
+        if planned:
+            progress = max(progress, (step - self.warmup_steps) / max(planned - self.warmup_steps, 1))
+        if self.time_budget_s:
+            progress = max(progress, self.elapsed_s() / self.time_budget_s)
+        progress = min(progress, 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_learning_rate + (self.learning_rate - self.min_learning_rate) * cosine
+
+    def _current_learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._run_start = time.monotonic()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._batches_this_epoch = 0
+        self._epoch_start = time.monotonic()
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.optimizer.learning_rate = self.learning_rate_at(step)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches_this_epoch += 1
+        if self.time_budget_s and self.elapsed_s() >= self.time_budget_s:
+            self.state["stopped_because"] = STOP_BUDGET
+            self.model.stop_training = True
+
+    # -- end of epoch --
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        state = self.state
+        finished_early = state["stopped_because"] == STOP_BUDGET
+        if not finished_early and not self.steps_per_epoch and not state["steps_per_epoch"]:
+            state["steps_per_epoch"] = self._batches_this_epoch
+        row = {
+            "epoch": epoch + 1,
+            "steps": self._batches_this_epoch,
+            "lr": self._current_learning_rate(),
+            "epoch_time_s": round(time.monotonic() - self._epoch_start, 2),
+            "elapsed_s": round(self.elapsed_s(), 2),
+            **logs,
+        }
+        state["history"].append(row)
+        state["epochs_done"] = epoch + 1
+        state["elapsed_s"] = self.elapsed_s()
+
+        checkpoints = os.path.join(self.out_dir, CHECKPOINT_DIR)
+        val_loss = logs.get("val_loss")
+        improved = val_loss is not None and math.isfinite(val_loss) and (
+            state["best_val_loss"] is None or val_loss < state["best_val_loss"] - 1e-6
+        )
+        if improved:
+            state["best_val_loss"] = val_loss
+            state["best_epoch"] = epoch + 1
+            state["epochs_without_improvement"] = 0
+            temporary = os.path.join(checkpoints, "best.tmp.weights.h5")
+            self.model.save_weights(temporary)
+            os.replace(temporary, os.path.join(checkpoints, BEST_WEIGHTS))
+        else:
+            state["epochs_without_improvement"] += 1
+            if state["epochs_without_improvement"] >= self.patience and not finished_early:
+                state["stopped_because"] = STOP_EARLY
+                self.model.stop_training = True
+
+        temporary = os.path.join(checkpoints, "last.tmp.keras")
+        self.model.save(temporary)
+        os.replace(temporary, os.path.join(checkpoints, LAST_CHECKPOINT))
+        _atomic_json(state, os.path.join(checkpoints, STATE_FILE))
+        write_history(state["history"], self.out_dir, self.plot_metric)
+        self.log(self._progress_line(row, improved))
+
+    def _progress_line(self, row: dict[str, Any], improved: bool) -> str:
+        shown = [f"epoch {row['epoch']}/{self.epochs}"]
+        for key in ("loss", "val_loss", self.plot_metric, f"val_{self.plot_metric}"):
+            if key in row:
+                shown.append(f"{key} {row[key]:.4f}")
+        shown.append(f"lr {row['lr']:.2e}")
+        budget = f"/{self.time_budget_s:.0f}" if self.time_budget_s else ""
+        shown.append(f"{row['epoch_time_s']:.0f}s (total {row['elapsed_s']:.0f}{budget}s)")
+        if improved:
+            shown.append("* best")
+        return "  ".join(shown)
+
+
+def write_history(history: Sequence[dict[str, Any]], out_dir: str, plot_metric: str) -> None:
+    """Write ``training_log.csv`` and ``training_curve.png`` from the per-epoch rows."""
+    if not history:
+        return
+    columns: list[str] = []
+    for row in history:
+        columns.extend(key for key in row if key not in columns)
+    temporary = os.path.join(out_dir, f"{LOG_FILE}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(temporary, os.path.join(out_dir, LOG_FILE))
+    try:
+        from sbdn_pipeline.training import plots
+
+        plots.plot_training_curve(history, os.path.join(out_dir, CURVE_FILE), metric=plot_metric)
+    except ImportError as exc:  # training must not die for want of a plotting library
+        print(f"warning: no training curve: {exc}", file=sys.stderr)
+
+
+# --- fitting ----------------------------------------------------------------------------------
+
+
+def fit(
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    val_data: tf.data.Dataset,
+    out_dir: str,
+    *,
+    task: str,
+    epochs: int,
+    learning_rate: float,
+    state: dict[str, Any] | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    time_budget_s: float | None = None,
+    patience: int = DEFAULT_PATIENCE,
+    warmup_steps: int = DEFAULT_WARMUP_STEPS,
+    min_learning_rate_ratio: float = 0.01,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train a compiled model on ready-made datasets, checkpointing into ``out_dir``.
+
+    Args:
+        model: a compiled network (fresh, or loaded from ``checkpoints/last.keras``).
+        train_data: batches of (images, targets); repeated if ``steps_per_epoch`` is set.
+        val_data: finite batches of (images, targets).
+        out_dir: the run folder.
+        task: "classifier" or "identifier" (chooses the metric in the progress lines).
+        epochs: total planned epochs (including epochs finished in earlier runs).
+        learning_rate: peak learning rate.
+        state: resumable state from ``state.json``; None for a fresh run.
+        steps_per_epoch: batches per epoch, or None for one pass over ``train_data``.
+        validation_steps: batches of ``val_data`` per validation, or None for all.
+        time_budget_s: total training seconds, or None.
+        patience: epochs without validation-loss improvement before stopping.
+        warmup_steps: optimizer steps of linear learning-rate warm-up.
+        min_learning_rate_ratio: final learning rate as a fraction of the peak.
+        log: progress printer.
+
+    Returns:
+        The final state (see :func:`new_state`), with "stopped_because" filled in.
+    """
+    state = state or new_state()
+    os.makedirs(os.path.join(out_dir, CHECKPOINT_DIR), exist_ok=True)
+    budget_spent = bool(time_budget_s) and state["elapsed_s"] >= time_budget_s
+    finished = (
+        state["epochs_done"] >= epochs or state["stopped_because"] == STOP_EARLY or budget_spent
+    )
+    monitor = TrainingMonitor(
+        out_dir,
+        state,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        min_learning_rate=learning_rate * min_learning_rate_ratio,
+        warmup_steps=warmup_steps,
+        steps_per_epoch=steps_per_epoch,
+        time_budget_s=time_budget_s,
+        patience=patience,
+        plot_metric="auc" if task == CLASSIFIER else "mae",
+        log=log,
+    )
+    if not finished:
+        state["stopped_because"] = None
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            initial_epoch=state["epochs_done"],
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            callbacks=[monitor],
+            verbose=0,
+        )
+    if state["stopped_because"] is None:
+        budget_spent = bool(time_budget_s) and state["elapsed_s"] >= time_budget_s
+        state["stopped_because"] = STOP_BUDGET if budget_spent else STOP_EPOCHS
+    _atomic_json(state, os.path.join(out_dir, CHECKPOINT_DIR, STATE_FILE))
+    return state
+
+
+def export_best_model(model: keras.Model, out_dir: str) -> str:
+    """Save the best epoch's weights as ``out_dir/model.keras``, without optimizer or loss.
+
+    The exported file is rebuilt from the architecture's config, so it holds only what the
+    detect job needs and loads with ``safe_mode=True`` after ``import sbdn_pipeline.architectures``.
+    """
+    best = os.path.join(out_dir, CHECKPOINT_DIR, BEST_WEIGHTS)
+    if os.path.exists(best):
+        model.load_weights(best)
+    clean = type(model).from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    path = os.path.join(out_dir, MODEL_FILE)
+    temporary = os.path.join(out_dir, "model.tmp.keras")
+    clean.save(temporary)
+    os.replace(temporary, path)
+    return path
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+
+def resolve_source_groups(
+    data_dir: str,
+    task: str,
+    source_groups: Sequence[str] | None,
+    exclude_source_groups: Sequence[str] | None,
+) -> list[str] | None:
+    """Which source groups to train on (None = all).
+
+    Explicit ``source_groups`` win. Otherwise every group listed in the data set manifest is
+    used except ``exclude_source_groups``, which for the identifier defaults to the BSDS
+    groups (natural depth of field makes their "sharp" mask pixels wrong).
+    """
+    if source_groups:
+        return list(source_groups)
+    if exclude_source_groups is None:
+        exclude_source_groups = UNRELIABLE_MASK_GROUP_PREFIXES if task == IDENTIFIER else ()
+    if not exclude_source_groups:
+        return None
+    available = manifest_source_groups(data_dir)
+    if not available:
+        raise ValueError(
+            f"cannot exclude source groups {list(exclude_source_groups)}: the manifest in "
+            f"{data_dir} lists no source groups; pass source_groups explicitly"
+        )
+    kept = [
+        group
+        for group in available
+        if not any(group == prefix or group.startswith(prefix) for prefix in exclude_source_groups)
+    ]
+    if not kept:
+        raise ValueError(f"excluding {list(exclude_source_groups)} leaves no source group of {available}")
+    return kept
+
+
+def manifest_source_groups(data_dir: str) -> list[str]:
+    """Source groups named in ``data_dir/manifest.json`` (sorted; empty if none are listed)."""
+    path = os.path.join(data_dir, "manifest.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"no manifest.json in {data_dir}: is it a data set made by sbdn make-dataset?")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        manifest = json.load(handle)
+    groups = manifest.get("source_groups") or []
+    if isinstance(groups, dict):
+        groups = list(groups)
+    return sorted(str(group) for group in groups)
+
+
+def _check_resumable(model: keras.Model, arch: str, image_size: int, out_dir: str) -> None:
+    expected = architectures.architecture_class(arch)
+    if type(model) is not expected or model.image_size != image_size:
+        raise ValueError(
+            f"{out_dir} holds a run of {type(model).__name__} at {model.image_size} px, not "
+            f"{arch} at {image_size} px: use another --out, or start over with resume=False"
+        )
+
+
+def train(
+    task: str,
+    data_dir: str,
+    arch: str,
+    out_dir: str,
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    learning_rate: float | None = None,
+    seed: int = 0,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    time_budget_s: float | None = None,
+    source_groups: Sequence[str] | None = None,
+    exclude_source_groups: Sequence[str] | None = None,
+    positives_only: bool | None = None,
+    loss: str | None = None,
+    patience: int = DEFAULT_PATIENCE,
+    warmup_steps: int = DEFAULT_WARMUP_STEPS,
+    shuffle_buffer: int = 256,
+    cache: bool = False,
+    resume: bool = True,
+    model_kwargs: dict[str, Any] | None = None,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train a classifier or identifier on a synthetic data set; see the module docstring.
+
+    Args:
+        task: "classifier" or "identifier"; must match the architecture.
+        data_dir: data set folder (``train/``, ``val/``, ``manifest.json``).
+        arch: architecture name (see ``sbdn_pipeline.architectures.ARCHITECTURES``).
+        out_dir: run folder (created; reused when resuming).
+        epochs: planned epochs (default per architecture, :data:`ARCH_DEFAULTS`).
+        batch_size: examples per batch (default per architecture).
+        image_size: square input side S (default: the architecture's shipping size).
+        learning_rate: peak Adam learning rate (default per architecture).
+        seed: seeds Python, numpy, TensorFlow and the data order.
+        steps_per_epoch: batches per epoch (the training data is repeated); None for one pass.
+        validation_steps: validation batches per epoch; None for the whole split.
+        time_budget_s: stop cleanly after this many training seconds (summed over resumes).
+        source_groups: train only on these source groups.
+        exclude_source_groups: leave these groups (or group-name prefixes) out; default "bsds"
+            for the identifier, nothing for the classifier.
+        positives_only: train only on blurred examples; default True for the identifier.
+        loss: "bce", "bce_dice" or "mse" (default per architecture).
+        patience: early stopping patience in epochs (on validation loss).
+        warmup_steps: optimizer steps of linear learning-rate warm-up.
+        shuffle_buffer: shuffle buffer of the reader.
+        cache: let the reader cache decoded examples in memory.
+        resume: continue the run in ``out_dir`` if it has checkpoints; False starts over.
+        model_kwargs: extra architecture arguments (e.g. narrower widths for tests).
+        command: the command line recorded in the summary.
+        log: progress printer.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    from sbdn_pipeline.training import reader  # the shared tf.data reader
+
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    arch_task = architectures.task_of(arch)
+    if arch_task != task:
+        raise ValueError(f"architecture {arch!r} is an {arch_task}, not a {task}")
+    defaults = ARCH_DEFAULTS.get(arch, {})
+    epochs = int(epochs or defaults.get("epochs", 40))
+    batch_size = int(batch_size or defaults.get("batch_size", 16))
+    image_size = int(image_size or architectures.default_input_size(arch))
+    learning_rate = float(learning_rate or defaults.get("learning_rate", 1e-3))
+    loss = loss or defaults.get("loss", "bce" if task == CLASSIFIER else "bce_dice")
+    if positives_only is None:
+        positives_only = task == IDENTIFIER
+    groups = resolve_source_groups(data_dir, task, source_groups, exclude_source_groups)
+    arguments = {
+        "task": task, "data_dir": data_dir, "arch": arch, "out_dir": out_dir, "epochs": epochs,
+        "batch_size": batch_size, "image_size": image_size, "learning_rate": learning_rate,
+        "seed": seed, "steps_per_epoch": steps_per_epoch, "validation_steps": validation_steps,
+        "time_budget_s": time_budget_s, "source_groups": groups,
+        "positives_only": positives_only, "loss": loss, "patience": patience,
+        "warmup_steps": warmup_steps, "shuffle_buffer": shuffle_buffer, "cache": cache,
+        "model_kwargs": model_kwargs or {},
+    }
+
+    checkpoints = os.path.join(out_dir, CHECKPOINT_DIR)
+    state_path = os.path.join(checkpoints, STATE_FILE)
+    last_path = os.path.join(checkpoints, LAST_CHECKPOINT)
+    keras.utils.set_random_seed(seed)
+    if resume and os.path.exists(state_path) and os.path.exists(last_path):
+        with open(state_path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        model = keras.saving.load_model(last_path, safe_mode=True)
+        _check_resumable(model, arch, image_size, out_dir)
+        log(f"resuming {arch} from {out_dir} after epoch {state['epochs_done']}")
+    else:
+        if os.path.isdir(checkpoints):
+            shutil.rmtree(checkpoints)  # resume=False: start over
+        state = new_state()
+        model = architectures.build_model(arch, input_size=image_size, **(model_kwargs or {}))
+        compile_model(model, task, loss, learning_rate)
+        log(f"training {arch} ({model.count_params():,} parameters) at {image_size} px")
+    os.makedirs(checkpoints, exist_ok=True)
+
+    def dataset(split: str, training: bool) -> tf.data.Dataset:
+        return reader.make_training_dataset(
+            data_dir,
+            split,
+            task=task,
+            image_size=image_size,
+            batch_size=batch_size,
+            training=training,
+            # A resumed run sees a different shuffle order than the epochs it already did.
+            seed=seed + state["epochs_done"],
+            source_groups=groups,
+            positives_only=positives_only,
+            mask_downsample=model.mask_stride,
+            cache=cache,
+            shuffle_buffer=shuffle_buffer,
+            repeat=training and steps_per_epoch is not None,
+        )
+
+    state = fit(
+        model,
+        dataset("train", True),
+        dataset("val", False),
+        out_dir,
+        task=task,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        state=state,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+        time_budget_s=time_budget_s,
+        patience=patience,
+        warmup_steps=warmup_steps,
+        log=log,
+    )
+    return finish_run(model, state, out_dir, arguments=arguments, command=command, log=log)
+
+
+def finish_run(
+    model: keras.Model,
+    state: dict[str, Any],
+    out_dir: str,
+    *,
+    arguments: dict[str, Any],
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Export the best model and write ``train_summary.json``."""
+    model_path = export_best_model(model, out_dir)
+    sha256 = file_sha256(model_path)
+    best_epoch = int(state["best_epoch"])
+    best_row = next((row for row in state["history"] if row["epoch"] == best_epoch), {})
+    best_val = {key: value for key, value in best_row.items() if key.startswith("val_")}
+    summary = {
+        "command": command or "sbdn_pipeline.training.train.train(...)",
+        "arguments": arguments,
+        "architecture": type(model).__name__,
+        "model_config": model.get_config(),
+        "parameters": int(model.count_params()),
+        "epochs_run": int(state["epochs_done"]),
+        "stopped_because": state["stopped_because"],
+        "wall_time_s": round(float(state["elapsed_s"]), 1),
+        "best_epoch": best_epoch,
+        "best_val": best_val,
+        "model_file": MODEL_FILE,
+        "model_sha256": sha256,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+    }
+    summary_path = os.path.join(out_dir, SUMMARY_FILE)
+    _atomic_json(summary, summary_path)
+    write_history(state["history"], out_dir, "auc" if model.task == CLASSIFIER else "mae")
+    log(
+        f"done: {state['epochs_done']} epochs ({state['stopped_because']}), "
+        f"best epoch {best_epoch}, {model_path} sha256 {sha256[:16]}"
+    )
+    return TrainResult(
+        out_dir=out_dir,
+        model_path=model_path,
+        model_sha256=sha256,
+        epochs_run=int(state["epochs_done"]),
+        best_epoch=best_epoch,
+        best_val=best_val,
+        wall_time_s=float(state["elapsed_s"]),
+        stopped_because=state["stopped_because"],
+        summary_path=summary_path,
+    )
