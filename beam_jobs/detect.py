@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ COUNTER_SHARP = "images_sharp"
 COUNTER_BLURRY = "images_blurry"
 COUNTER_ERRORS = "images_errors"
 COUNTER_SEGMENTED = "identifier_images"
+COUNTER_SKIPPED = "images_skipped"
 _ERRORS_TAG = "errors"
 
 
@@ -57,6 +59,7 @@ class ImageRecord:
     uri: str
     sha256: str
     size_bytes: int
+    modified_at_us: int | None
     format: str
     width: int
     height: int
@@ -74,6 +77,24 @@ def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _timestamp(microseconds: int | None) -> datetime.datetime | None:
+    if microseconds is None:
+        return None
+    return _EPOCH + datetime.timedelta(microseconds=microseconds)
+
+
+def microseconds_since_epoch(value: Any) -> int | None:
+    """Inverse of the timestamps we write (datetime or pandas Timestamp) -> int microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return (value - _EPOCH) // datetime.timedelta(microseconds=1)
+
+
 def error_row(
     uri: str,
     stage: str,
@@ -83,6 +104,7 @@ def error_row(
     *,
     sha256: str | None = None,
     size_bytes: int | None = None,
+    modified_at_us: int | None = None,
 ) -> dict[str, Any]:
     """A row of the errors table (schemas.ERRORS_SCHEMA)."""
     return {
@@ -92,6 +114,7 @@ def error_row(
         "error_message": message[:2000],
         "image_sha256": sha256,
         "image_size_bytes": size_bytes,
+        "image_modified_at": _timestamp(modified_at_us),
         "run_id": run_id,
         "processed_at": _utc_now(),
     }
@@ -108,8 +131,9 @@ def read_image_bytes(uri: str, max_file_bytes: int) -> bytes:
             if not os.path.exists(uri):
                 kind = "broken symlink" if os.path.islink(uri) else "file does not exist"
                 raise images.ImageError("unreadable", f"{kind}: {uri}")
-            if os.path.isdir(uri):
-                raise images.ImageError("unreadable", f"is a folder, not a file: {uri}")
+            if not stat.S_ISREG(os.stat(uri).st_mode):
+                # FIFOs and devices could block or never end; folders are not images.
+                raise images.ImageError("unreadable", f"not a regular file: {uri}")
         with FileSystems.open(uri, compression_type="uncompressed") as handle:
             data = handle.read(max_file_bytes + 1)
     except images.ImageError:
@@ -143,8 +167,9 @@ class _DecodeImagesFn(beam.DoFn):
         self._working_long_side = working_long_side
         self._decoded = Metrics.counter(METRICS_NAMESPACE, "images_decoded")
 
-    def process(self, uri: str) -> Iterator[Any]:
+    def process(self, input_file: inputs.InputFile) -> Iterator[Any]:
         options = self._options
+        uri, modified = input_file.uri, input_file.modified_at_us
         sha256 = size = None
         try:
             data = read_image_bytes(uri, options.max_file_bytes)
@@ -162,7 +187,8 @@ class _DecodeImagesFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(
                 _ERRORS_TAG,
                 error_row(uri, stage, exc.error_type, exc.message, self._run_id,
-                          sha256=sha256, size_bytes=size),
+                          sha256=sha256, size_bytes=size or input_file.size_bytes,
+                          modified_at_us=modified),
             )
             return
         except Exception as exc:  # noqa: BLE001 - never let one file fail the job
@@ -170,7 +196,8 @@ class _DecodeImagesFn(beam.DoFn):
                 _ERRORS_TAG,
                 error_row(uri, schemas.STAGE_DECODE, "internal_error",
                           f"{type(exc).__name__}: {exc}", self._run_id,
-                          sha256=sha256, size_bytes=size),
+                          sha256=sha256, size_bytes=size or input_file.size_bytes,
+                          modified_at_us=modified),
             )
             return
         self._decoded.inc()
@@ -178,6 +205,7 @@ class _DecodeImagesFn(beam.DoFn):
             uri=uri,
             sha256=sha256,
             size_bytes=size,
+            modified_at_us=modified,
             format=decoded.format,
             width=decoded.width,
             height=decoded.height,
@@ -186,7 +214,11 @@ class _DecodeImagesFn(beam.DoFn):
 
 
 class MatchInputs(beam.PTransform):
-    """INPUT (folder, glob, manifest, file) -> distinct image URIs, spread over workers."""
+    """INPUT (folder, glob, manifest, file) -> distinct InputFiles, spread over workers.
+
+    Size and modification time come from the file system's metadata (no file is read here);
+    they are looked up after the shuffle so that, at scale, many workers do it in parallel.
+    """
 
     def __init__(self, input_spec: str, exclude: str | None = None):
         super().__init__()
@@ -208,6 +240,64 @@ class MatchInputs(beam.PTransform):
             # shuffles the URIs, which spreads the work over all workers.
             | "Deduplicate" >> beam.Distinct()
             | "Count" >> beam.Map(count)
+            | "StatFiles" >> beam.Map(inputs.stat_input)
+        )
+
+
+def previous_output_patterns(output: str, include_errors: bool) -> list[str]:
+    """Globs of the Parquet files earlier runs left in OUT (only those that match something)."""
+    tables = [schemas.RESULTS_DIR] + ([schemas.ERRORS_DIR] if include_errors else [])
+    patterns = []
+    for table in tables:
+        pattern = FileSystems.join(output, table, f"{schemas.RUN_FOLDER_PREFIX}*",
+                                   f"*{schemas.PARQUET_SUFFIX}")
+        if FileSystems.match([pattern], limits=[1])[0].metadata_list:
+            patterns.append(pattern)
+    return patterns
+
+
+def previous_row_key(row: dict[str, Any]) -> tuple[str, tuple[int | None, int | None]]:
+    """(uri, version key) of a row an earlier run wrote; matches InputFile.version_key."""
+    return row["image_uri"], (row["image_size_bytes"],
+                              microseconds_since_epoch(row["image_modified_at"]))
+
+
+class SkipProcessed(beam.PTransform):
+    """Drop inputs whose URI *and* version (size, mtime) are already in earlier output.
+
+    An anti-join: CoGroupByKey on the URI between this run's inputs and the keys read from
+    the earlier runs' Parquet files. A changed file (same URI, new size or mtime) is kept.
+    """
+
+    def __init__(self, patterns: list[str]):
+        super().__init__()
+        self._patterns = patterns
+
+    def expand(self, files: beam.PCollection) -> beam.PCollection:
+        skipped = Metrics.counter(METRICS_NAMESPACE, COUNTER_SKIPPED)
+        previous = [
+            files.pipeline
+            | f"ReadPrevious{index}" >> beam.io.ReadFromParquet(
+                pattern, columns=["image_uri", "image_size_bytes", "image_modified_at"])
+            | f"PreviousKeys{index}" >> beam.Map(previous_row_key)
+            for index, pattern in enumerate(self._patterns)
+        ]
+        done = previous | "AllPrevious" >> beam.Flatten() if previous else (
+            files.pipeline | "NoPrevious" >> beam.Create([]))
+
+        def keep_new(grouped: tuple[str, dict[str, list[Any]]]) -> Iterator[inputs.InputFile]:
+            _, sides = grouped
+            done_versions = set(sides["done"])
+            for input_file in sides["now"]:
+                if input_file.version_key in done_versions:
+                    skipped.inc()
+                else:
+                    yield input_file
+
+        return (
+            {"now": files | "KeyByUri" >> beam.Map(lambda f: (f.uri, f)), "done": done}
+            | "JoinWithPrevious" >> beam.CoGroupByKey()
+            | "KeepNewAndChanged" >> beam.FlatMap(keep_new)
         )
 
 
@@ -230,7 +320,8 @@ def _failed_batch_to_errors(failure: Any, stage: str, run_id: str) -> Iterator[d
     message = f"{type(exception).__name__}: {exception}"
     for record, _ in batch:
         yield error_row(record.uri, stage, "inference_error", message, run_id,
-                        sha256=record.sha256, size_bytes=record.size_bytes)
+                        sha256=record.sha256, size_bytes=record.size_bytes,
+                        modified_at_us=record.modified_at_us)
 
 
 class ClassifyBlur(beam.PTransform):
@@ -281,6 +372,7 @@ def _result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
         "image_uri": record.uri,
         "image_sha256": record.sha256,
         "image_size_bytes": record.size_bytes,
+        "image_modified_at": _timestamp(record.modified_at_us),
         "width": record.width,
         "height": record.height,
         "format": record.format,
@@ -372,13 +464,15 @@ class SegmentBlur(beam.PTransform):
             message = f"{type(exception).__name__}: {exception}"
             for (record, _), _ in batch:
                 yield error_row(record.uri, schemas.STAGE_SEGMENT, "inference_error", message,
-                                run_id, sha256=record.sha256, size_bytes=record.size_bytes)
+                                run_id, sha256=record.sha256, size_bytes=record.size_bytes,
+                                modified_at_us=record.modified_at_us)
 
         def failed_row(failure: Any) -> dict[str, Any]:
             ((record, _), _), (_, exception_repr, _) = failure
             return error_row(record.uri, schemas.STAGE_SEGMENT, "postprocess_error",
                              exception_repr, run_id,
-                             sha256=record.sha256, size_bytes=record.size_bytes)
+                             sha256=record.sha256, size_bytes=record.size_bytes,
+                             modified_at_us=record.modified_at_us)
 
         errors = (
             (
@@ -390,14 +484,22 @@ class SegmentBlur(beam.PTransform):
         return {"rows": rows, "errors": errors}
 
 
+def staging_folder(output: str, run_id: str, table: str) -> str:
+    """Where Beam writes a table's files before they are published."""
+    return FileSystems.join(output, schemas.STAGING_DIR, run_id, table)
+
+
+def run_folder(output: str, run_id: str, table: str) -> str:
+    """Where a run's finished files of one table are published."""
+    return FileSystems.join(output, table, f"{schemas.RUN_FOLDER_PREFIX}{run_id}")
+
+
 class WriteTable(beam.PTransform):
-    """Rows -> ``OUT/<table>/run_id=<RUN_ID>/part-*.parquet`` (files appear atomically)."""
+    """Rows -> ``OUT/_staging/<RUN_ID>/<table>/part-*.parquet``; published after the run."""
 
     def __init__(self, output: str, table: str, schema: Any, run_id: str, counter: str | None):
         super().__init__()
-        self._prefix = FileSystems.join(
-            output, table, f"{schemas.RUN_FOLDER_PREFIX}{run_id}", "part"
-        )
+        self._prefix = FileSystems.join(staging_folder(output, run_id, table), "part")
         self._schema = schema
         self._counter = counter
 
@@ -421,12 +523,12 @@ class WriteTable(beam.PTransform):
 
 
 def WriteResults(output: str, run_id: str) -> WriteTable:  # noqa: N802 - a transform factory
-    """Result rows -> ``OUT/results/run_id=.../*.parquet``."""
+    """Result rows -> the results table of this run."""
     return WriteTable(output, schemas.RESULTS_DIR, schemas.RESULTS_SCHEMA, run_id, None)
 
 
 def WriteErrors(output: str, run_id: str) -> WriteTable:  # noqa: N802 - a transform factory
-    """Error rows -> ``OUT/errors/run_id=.../*.parquet``; counts them."""
+    """Error rows -> the errors table of this run; counts them."""
     return WriteTable(output, schemas.ERRORS_DIR, schemas.ERRORS_SCHEMA, run_id, COUNTER_ERRORS)
 
 
@@ -441,8 +543,11 @@ def build_pipeline(
     """Add the whole detect job to ``pipeline`` (shared by the CLI, tests and benchmarks)."""
     exclude = None if inputs.is_remote(options.output) else options.output
     working_long_side = max(classifier.input_size, identifier.input_size)
-    uris = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
-    decoded = uris | "DecodeImages" >> DecodeImages(options, run_id, working_long_side)
+    files = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
+    if options.skip_existing:
+        files = files | "SkipProcessed" >> SkipProcessed(
+            previous_output_patterns(options.output, include_errors=not options.retry_errors))
+    decoded = files | "DecodeImages" >> DecodeImages(options, run_id, working_long_side)
     classified = decoded.images | "ClassifyBlur" >> ClassifyBlur(
         classifier, options.batch_size, run_id, intra_op_threads
     )
@@ -478,10 +583,11 @@ def build_pipeline(
 
 @dataclasses.dataclass(frozen=True)
 class DetectSummary:
-    """Counts of one run; ``matched == sharp + blurry + errors`` when nothing was lost."""
+    """Counts of one run; ``matched == skipped + sharp + blurry + errors`` when nothing was lost."""
 
     run_id: str
     matched: int
+    skipped: int
     sharp: int
     blurry: int
     errors: int
@@ -490,7 +596,13 @@ class DetectSummary:
 
     @property
     def reconciled(self) -> bool:
-        return self.matched == self.sharp + self.blurry + self.errors
+        return self.matched == self.skipped + self.sharp + self.blurry + self.errors
+
+    @property
+    def error_fraction(self) -> float:
+        """Errors among the images this run processed (skipped ones excluded)."""
+        processed = self.matched - self.skipped
+        return self.errors / processed if processed else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "reconciled": self.reconciled}
@@ -514,8 +626,40 @@ def write_output_marker(output: str, run_id: str) -> None:
         os.makedirs(output, exist_ok=True)
     payload = {"tool": "sbdn-pipeline", "created_by_run": run_id,
                "layout": "results/run_id=*/part-*.parquet, errors/run_id=*/part-*.parquet"}
-    with FileSystems.create(marker) as handle:
+    partial = f"{marker}.{uuid.uuid4().hex}.partial"
+    with FileSystems.create(partial) as handle:
         handle.write(json.dumps(payload, indent=2).encode("utf-8"))
+    FileSystems.rename([partial], [marker])
+
+
+def publish_run(output: str, run_id: str) -> int:
+    """Move the run's finished files from staging into results/ and errors/ (one rename each).
+
+    A run killed before or during this step leaves only whole files in the tables (each file
+    is renamed complete); whatever stays in staging is invisible to readers, and a re-run with
+    --skip-existing processes exactly the images whose rows never reached the tables.
+
+    Returns:
+        Number of files published.
+    """
+    published = 0
+    for table in (schemas.RESULTS_DIR, schemas.ERRORS_DIR):
+        pattern = FileSystems.join(staging_folder(output, run_id, table),
+                                   f"*{schemas.PARQUET_SUFFIX}")
+        sources = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        if not sources:
+            continue
+        destination = run_folder(output, run_id, table)
+        if not inputs.is_remote(output):
+            os.makedirs(destination, exist_ok=True)
+        targets = [FileSystems.join(destination, os.path.basename(path)) for path in sources]
+        FileSystems.rename(sources, targets)
+        published += len(sources)
+    try:
+        FileSystems.delete([FileSystems.join(output, schemas.STAGING_DIR, run_id)])
+    except Exception:  # noqa: BLE001 - an empty staging folder left behind is harmless
+        _LOGGER.debug("could not remove staging folder of run %s", run_id)
+    return published
 
 
 def intra_op_threads_for(pipeline_options: PipelineOptions) -> int | None:
@@ -543,17 +687,18 @@ def run(
     if not inputs.is_remote(options.output):
         # Local file sinks lose output renamed into a missing sub-folder: create them first.
         for table in (schemas.RESULTS_DIR, schemas.ERRORS_DIR):
-            os.makedirs(os.path.join(options.output, table,
-                                     f"{schemas.RUN_FOLDER_PREFIX}{run_id}"), exist_ok=True)
+            os.makedirs(staging_folder(options.output, run_id, table), exist_ok=True)
     started = time.monotonic()
     pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
     build_pipeline(pipeline, options, classifier, identifier, run_id,
                    intra_op_threads_for(pipeline_options))
     result = pipeline.run()
     result.wait_until_finish()
+    publish_run(options.output, run_id)
     return DetectSummary(
         run_id=run_id,
         matched=_counter_value(result, COUNTER_MATCHED),
+        skipped=_counter_value(result, COUNTER_SKIPPED),
         sharp=_counter_value(result, COUNTER_SHARP),
         blurry=_counter_value(result, COUNTER_BLURRY),
         errors=_counter_value(result, COUNTER_ERRORS),

@@ -95,7 +95,18 @@ def _check_output(output: str) -> None:
               help="Reject images with more pixels than this (checked on the header, before "
                    "decoding: protects against decompression bombs).")
 @click.option("--run-id", default="", metavar="ID",
-              help="Name of this run (output folder run_id=ID). Default: UTC time + random suffix.")
+              help="Name of this run (output folder run_id=ID; letters, digits, . _ -). "
+                   "Default: UTC time + random suffix.")
+@click.option("--skip-existing", is_flag=True,
+              help="Incremental run: skip images already in OUT (same URI, size and "
+                   "modification time in an earlier run's results or errors). New and changed "
+                   "files are processed.")
+@click.option("--retry-errors", is_flag=True,
+              help="With --skip-existing: process images that earlier runs could not again.")
+@click.option("--max-error-fraction", type=click.FloatRange(0, 1), default=0.5,
+              show_default=True,
+              help="Fail (exit 3, after writing everything) when more than this fraction of "
+                   "the processed images end in the errors table: the input is probably wrong.")
 @click.pass_context
 def detect(
     ctx: click.Context,
@@ -108,6 +119,9 @@ def detect(
     batch_size: int,
     max_pixels: int,
     run_id: str,
+    skip_existing: bool,
+    retry_errors: bool,
+    max_error_fraction: float,
 ) -> None:
     """Classify every image in INPUT as blurry or sharp; segment the blur in blurry ones.
 
@@ -119,6 +133,8 @@ def detect(
     from sbdn_pipeline.options import DetectOptions, make_pipeline_options
 
     beam_args = list(ctx.args)
+    if retry_errors and not skip_existing:
+        _fail("--retry-errors only makes sense with --skip-existing")
     try:
         inputs.check_input(input_spec, exclude=None if inputs.is_remote(output) else output)
     except inputs.InputError as exc:
@@ -138,17 +154,23 @@ def detect(
         except inference.ModelFileError as exc:
             _fail(f"{role}: {exc}")
 
-    options = DetectOptions(
-        input=input_spec,
-        output=output,
-        classifier_path=models["classifier"].path,
-        identifier_path=models["identifier"].path,
-        blur_threshold=blur_threshold,
-        mask_threshold=mask_threshold,
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        run_id=run_id,
-    )
+    try:
+        options = DetectOptions(
+            input=input_spec,
+            output=output,
+            classifier_path=models["classifier"].path,
+            identifier_path=models["identifier"].path,
+            blur_threshold=blur_threshold,
+            mask_threshold=mask_threshold,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            run_id=run_id,
+            skip_existing=skip_existing,
+            retry_errors=retry_errors,
+            max_error_fraction=max_error_fraction,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     pipeline_options = make_pipeline_options(beam_args)
     click.echo(
         f"sbdn detect: {input_spec} -> {output}\n"
@@ -159,8 +181,9 @@ def detect(
     summary = detect_job.run(options, models["classifier"], models["identifier"],
                              pipeline_options)
     rate = summary.matched / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
+    skipped = f"skipped {summary.skipped} + " if skip_existing else ""
     click.echo(
-        f"run {summary.run_id}: matched {summary.matched} = sharp {summary.sharp} + "
+        f"run {summary.run_id}: matched {summary.matched} = {skipped}sharp {summary.sharp} + "
         f"blurry {summary.blurry} + errors {summary.errors} "
         f"({summary.wall_seconds:.1f} s, {rate:.1f} images/s)"
     )
@@ -169,6 +192,14 @@ def detect(
     if not summary.reconciled:
         _fail("counts do not add up: some images are missing from both tables (a bug; "
               "please report it with this output)")
+    if summary.error_fraction > max_error_fraction:
+        click.echo(
+            f"Error: {summary.error_fraction:.0%} of the processed images failed (limit "
+            f"{max_error_fraction:.0%}); is INPUT the right folder/bucket? Top reasons are in "
+            f"the errors table; everything was written.",
+            err=True,
+        )
+        ctx.exit(3)
 
 
 def main() -> None:

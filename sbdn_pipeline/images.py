@@ -128,14 +128,28 @@ def _jpeg_ratio(width: int, height: int, target_long_side: int | None) -> int:
     return 1
 
 
+def _first_gif_frame(data: bytes) -> np.ndarray:
+    """First frame of a GIF, decoded alone.
+
+    TensorFlow's GIF decoder decodes every frame before returning the first, so a GIF with
+    thousands of frames could exhaust memory; Pillow decodes frames lazily.
+    """
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def _decode_pixels(data: bytes, image_format: str, jpeg_ratio: int) -> np.ndarray:
     import tensorflow as tf
 
     if image_format == "JPEG":
         tensor = tf.io.decode_jpeg(data, channels=3, ratio=jpeg_ratio)
-    elif image_format in ("PNG", "GIF", "BMP"):
-        # dtype=uint8 rescales 16-bit PNGs; channels=3 turns grey/palette/alpha into RGB;
-        # expand_animations=False keeps only the first frame of an animated GIF.
+    elif image_format == "GIF":
+        return _first_gif_frame(data)
+    elif image_format in ("PNG", "BMP"):
+        # dtype=uint8 rescales 16-bit PNGs; channels=3 turns grey/palette/alpha into RGB.
         tensor = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     else:
         from sbdn_pipeline import tfio_codecs

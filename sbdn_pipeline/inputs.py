@@ -12,6 +12,7 @@ Local paths are made absolute so a URI means the same file in every run.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Iterator
@@ -123,3 +124,37 @@ def check_input(input_spec: str, exclude: str | None = None) -> None:
         raise InputError(f"cannot list input '{input_spec}': {exc}") from exc
     if first is None:
         raise InputError(f"input '{input_spec}' matched no files")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    """An input URI with what the file system says about it (None when it cannot say).
+
+    Attributes:
+        uri: the image URI.
+        size_bytes: file size.
+        modified_at_us: last-modified time, microseconds since the Unix epoch (UTC).
+    """
+
+    uri: str
+    size_bytes: int | None
+    modified_at_us: int | None
+
+    @property
+    def version_key(self) -> tuple[int | None, int | None]:
+        """What tells two versions of the same URI apart without reading the file."""
+        return (self.size_bytes, self.modified_at_us)
+
+
+def stat_input(uri: str) -> InputFile:
+    """Size and modification time of one input, from the file system's metadata only."""
+    try:
+        if is_remote(uri):
+            metadata = FileSystems.match([uri], limits=[1])[0].metadata_list[0]
+            seconds = metadata.last_updated_in_seconds
+            return InputFile(uri, int(metadata.size_in_bytes),
+                             int(round(seconds * 1_000_000)) if seconds else None)
+        status = os.stat(uri)
+        return InputFile(uri, int(status.st_size), status.st_mtime_ns // 1000)
+    except Exception:  # noqa: BLE001 - missing/unreadable: the read step reports why
+        return InputFile(uri, None, None)

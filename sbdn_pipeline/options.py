@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
@@ -20,6 +21,11 @@ DEFAULT_MAX_ASPECT_RATIO = 20.0
 # Connected blurred regions smaller than this fraction of the image are noise, not regions;
 # their pixels still count towards blur_area_fraction.
 DEFAULT_MIN_REGION_FRACTION = 0.001
+# More errors than this (fraction of processed images) means the input is probably wrong
+# (wrong bucket, wrong prefix): the run fails loudly, after writing what it has.
+DEFAULT_MAX_ERROR_FRACTION = 0.5
+# Run ids name folders: keep them to characters that cannot escape OUT or confuse readers.
+RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +46,9 @@ class DetectOptions:
         max_aspect_ratio: images more elongated than this are rejected.
         min_region_fraction: smallest connected region reported in blur_regions.
         run_id: identifier of this run (folder name and column); made up when empty.
-        classifier_sha256: expected sha256 of the classifier file (checked when loading).
-        identifier_sha256: expected sha256 of the identifier file (checked when loading).
+        skip_existing: process only images whose (URI, size, mtime) is not yet in OUT.
+        retry_errors: with skip_existing, process images that only have errors rows again.
+        max_error_fraction: fail the run (after writing) when more images than this fail.
     """
 
     input: str
@@ -57,8 +64,16 @@ class DetectOptions:
     max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
     min_region_fraction: float = DEFAULT_MIN_REGION_FRACTION
     run_id: str = ""
-    classifier_sha256: str = ""
-    identifier_sha256: str = ""
+    skip_existing: bool = False
+    retry_errors: bool = False
+    max_error_fraction: float = DEFAULT_MAX_ERROR_FRACTION
+
+    def __post_init__(self) -> None:
+        if self.run_id and not re.fullmatch(RUN_ID_PATTERN, self.run_id):
+            raise ValueError(
+                f"run id {self.run_id!r} may only use letters, digits, '.', '_' and '-' "
+                "(it names a folder inside the output)"
+            )
 
 
 def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:

@@ -9,6 +9,10 @@ Output layout of ``sbdn detect ... --output OUT``::
     OUT/results/run_id=<RUN_ID>/part-*.parquet one row per image that was classified
     OUT/errors/run_id=<RUN_ID>/part-*.parquet  one row per image that could not be
 
+Files appear in ``results/`` and ``errors/`` only once complete: Beam writes them under
+``OUT/_staging/<RUN_ID>/`` and the job renames each finished file into place, so a killed run
+leaves nothing half-written where readers look.
+
 The ``run_id=...`` folders are Hive-style, so ``OUT/results/*/*.parquet`` reads every run and a
 run can be audited or deleted as a folder. The ``run_id`` column is also stored inside the files
 so that readers which do not parse Hive folders still see it.
@@ -21,6 +25,9 @@ import pyarrow as pa
 RESULTS_DIR = "results"
 ERRORS_DIR = "errors"
 OUTPUT_MARKER = "_sbdn_output.json"
+# Beam's sinks write here first; finished files are then renamed into results/ and errors/.
+# Leading underscore: Spark, pyarrow datasets and pandas skip it when reading OUT/results.
+STAGING_DIR = "_staging"
 PARQUET_SUFFIX = ".parquet"
 RUN_FOLDER_PREFIX = "run_id="
 
@@ -46,6 +53,9 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("image_uri", pa.string(), nullable=False),
         pa.field("image_sha256", pa.string(), nullable=False),
         pa.field("image_size_bytes", pa.int64(), nullable=False),
+        # Last-modified time reported by the file system; with image_uri and image_size_bytes it
+        # is the key incremental runs (--skip-existing) use to tell new and changed files.
+        pa.field("image_modified_at", TIMESTAMP_TYPE),
         pa.field("width", pa.int32(), nullable=False),
         pa.field("height", pa.int32(), nullable=False),
         pa.field("format", pa.string(), nullable=False),
@@ -78,6 +88,7 @@ ERRORS_SCHEMA = pa.schema(
         # Known when the bytes could be read; lets incremental runs tell a changed file apart.
         pa.field("image_sha256", pa.string()),
         pa.field("image_size_bytes", pa.int64()),
+        pa.field("image_modified_at", TIMESTAMP_TYPE),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("processed_at", TIMESTAMP_TYPE, nullable=False),
     ]

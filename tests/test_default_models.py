@@ -1,0 +1,51 @@
+"""Shipped models are used only when their sha256 matches models/manifest.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from sbdn_pipeline import default_models, inference
+from sbdn_pipeline.cli import cli
+
+
+@pytest.fixture()
+def shipped(tmp_path, tiny_models, monkeypatch):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    manifest = {}
+    for role in ("classifier", "identifier"):
+        shutil.copy(tiny_models[role], folder / f"{role}.keras")
+        manifest[role] = {"file": f"{role}.keras",
+                          "sha256": inference.file_sha256(str(folder / f"{role}.keras"))}
+    (folder / default_models.MANIFEST_NAME).write_text(json.dumps(manifest))
+    monkeypatch.setattr(default_models, "models_folder", lambda: str(folder))
+    return folder
+
+
+def test_detect_uses_verified_shipped_models_by_default(shipped, mixed_folder, tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["detect", mixed_folder["sharp"][0],
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "classifier.keras@sha256:" in result.output
+
+
+def test_tampered_shipped_model_stops_the_run_before_work(shipped, mixed_folder,
+                                                          tmp_path) -> None:
+    with open(shipped / "identifier.keras", "ab") as handle:
+        handle.write(b"\0")
+    result = CliRunner().invoke(cli, ["detect", mixed_folder["sharp"][0],
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "changed or corrupted" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_shipped_model_is_a_clear_error(shipped, mixed_folder, tmp_path) -> None:
+    (shipped / "classifier.keras").unlink()
+    result = CliRunner().invoke(cli, ["detect", mixed_folder["sharp"][0],
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "not found" in result.output
