@@ -202,6 +202,12 @@ def detect(
         ctx.exit(3)
 
 
+from sbdn_pipeline.dataset_cli import make_dataset_command, show_dataset_command  # noqa: E402
+
+cli.add_command(make_dataset_command)
+cli.add_command(show_dataset_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

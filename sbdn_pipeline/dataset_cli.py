@@ -142,6 +142,13 @@ def format_summary(manifest: dict, elapsed_s: float | None = None) -> str:
     show_default=True,
     help="Share of blurred examples in the grid (the interesting ones).",
 )
+@click.option(
+    "--max-colours",
+    type=click.IntRange(0, 256),
+    default=0,
+    show_default=True,
+    help="Quantise to this many colours for a smaller PNG (0 = full colour).",
+)
 def show_dataset_command(
     data_dir: str,
     count: int,
@@ -150,6 +157,7 @@ def show_dataset_command(
     tile_size: int,
     seed: int,
     positives_fraction: float,
+    max_colours: int,
 ) -> None:
     """Render a grid of data set examples with blur masks outlined (red) and captions."""
     from sbdn_pipeline.synth import preview
@@ -163,6 +171,7 @@ def show_dataset_command(
             tile_size=tile_size,
             seed=seed,
             positives_fraction=positives_fraction,
+            max_colours=max_colours or None,
         )
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc

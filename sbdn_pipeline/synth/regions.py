@@ -175,7 +175,7 @@ def _kmeans_segments(
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     # Position weight makes segments compact enough to look like objects, not colour noise.
     position = np.stack([ys.ravel(), xs.ravel()], axis=1) / max(height, width)
-    features = np.concatenate([colour, 0.7 * position], axis=1)
+    features = np.concatenate([colour, 1.0 * position], axis=1)
     centres = features[rng.choice(len(features), size=n_clusters, replace=False)].copy()
     labels = np.zeros(len(features), dtype=int)
     for _ in range(iterations):
@@ -188,15 +188,27 @@ def _kmeans_segments(
     return labels.reshape(height, width)
 
 
+def _connected_segments(labels: np.ndarray) -> np.ndarray:
+    """Split every cluster of a label map into its connected pieces; ids start at 1."""
+    segments = np.zeros(labels.shape, dtype=np.int32)
+    next_id = 0
+    for cluster in np.unique(labels):
+        pieces, count = ndimage.label(labels == cluster)
+        segments[pieces > 0] = pieces[pieces > 0] + next_id
+        next_id += count
+    return segments
+
+
 def foreground_background_alpha(
     image: np.ndarray, rng: np.random.Generator, feather_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Blur a content-aligned part of the scene (e.g. the background behind a subject).
+    """Blur a content-aligned, connected part of the scene (e.g. the background of a subject).
 
     Real depth-of-field borders follow object outlines, not geometric shapes. Without depth we
-    approximate objects with a colour+position k-means segmentation of a 64 px thumbnail,
-    blur a random subset of segments covering roughly 20-80 % of the frame, and keep the rest
-    sharp (the "subject").
+    approximate objects with a colour+position k-means segmentation of a 64 px thumbnail, split
+    into connected segments, and grow one region from a random large segment through adjacent
+    segments until it covers roughly 20-80 % of the frame (holes filled). That region is
+    blurred; the rest stays sharp.
 
     Returns:
         (alpha, depth): depth grows with distance from the sharp part.
@@ -205,20 +217,25 @@ def foreground_background_alpha(
     scale = 64.0 / max(height, width)
     thumb_size = (max(8, round(width * scale)), max(8, round(height * scale)))
     thumb = np.asarray(Image.fromarray(image).resize(thumb_size, Image.BILINEAR))
-    n_clusters = int(rng.integers(3, 7))
-    labels = _kmeans_segments(thumb, rng, n_clusters)
+    labels = _kmeans_segments(thumb, rng, int(rng.integers(3, 7)))
+    segments = _connected_segments(labels)
+    ids, sizes = np.unique(segments, return_counts=True)
     target = rng.uniform(0.2, 0.8)
-    chosen = np.zeros(labels.shape, dtype=bool)
-    for k in rng.permutation(n_clusters):
-        candidate = chosen | (labels == k)
-        if not chosen.any() or abs(candidate.mean() - target) < abs(chosen.mean() - target):
-            chosen = candidate
-        if chosen.mean() >= target:
+    # Start from a segment picked in proportion to its size: big, object-like regions.
+    region = segments == rng.choice(ids, p=sizes / sizes.sum())
+    while region.mean() < target:
+        ring = ndimage.binary_dilation(region) & ~region
+        neighbours = np.unique(segments[ring])
+        if len(neighbours) == 0:
             break
-    # Remove speckles: a segment map is noisy at cluster borders.
-    chosen = ndimage.binary_opening(chosen, iterations=1)
-    chosen = ndimage.binary_closing(chosen, iterations=1)
-    small = Image.fromarray(chosen.astype(np.uint8) * 255)
+        candidate = region | (segments == rng.choice(neighbours))
+        if abs(candidate.mean() - target) > abs(region.mean() - target):
+            break
+        region = candidate
+    region = ndimage.binary_fill_holes(region)
+    # Remove speckles: a segment map is ragged at cluster borders.
+    region = ndimage.binary_closing(ndimage.binary_opening(region), iterations=1)
+    small = Image.fromarray(region.astype(np.uint8) * 255)
     hard = np.asarray(small.resize((width, height), Image.BILINEAR)) >= 128
     distance = ndimage.distance_transform_edt(hard)
     depth = np.clip(distance / max(1.0, 0.25 * max(height, width)), 0.0, 1.0)
