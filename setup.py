@@ -12,7 +12,7 @@ INSTALL_REQUIRES = [
     "tensorflow-cpu==2.16.2",
     "tensorflow-io==0.37.1",
     "keras>=3.3,<3.16",
-    "numpy==1.26.4",
+    "numpy==1.26.4",  # TF 2.16 needs numpy<2; keep extras (opencv<4.11) on numpy 1.x too
     "pyarrow>=25,<26",
     "click>=8.1,<9",
     "pillow>=10,<13",
@@ -24,6 +24,8 @@ EXTRAS_REQUIRE = {
     "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2"],
     "gcp": ["apache-beam[gcp]==2.77.0"],
     "aws": ["apache-beam[aws]==2.77.0"],
+    # benchmarks/: process-tree memory and the OpenCV Laplacian speed reference.
+    "bench": ["psutil>=5.9", "opencv-python-headless>=4.8,<4.11"],
 }
 
 setup(

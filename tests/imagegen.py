@@ -140,3 +140,84 @@ def write_mixed_folder(folder: str, n_sharp: int = 4, n_blurred: int = 4) -> dic
     write("corrupt/random.png", np.random.default_rng(5).bytes(2048), "error")
     write("corrupt/bomb.png", png_header_only(50_000, 50_000), "error")
     return expected
+
+
+def _save(image: Image.Image, image_format: str, **args: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **args)
+    return buffer.getvalue()
+
+
+def write_hostile_files(folder: str) -> dict[str, tuple[str, object]]:
+    """Write broken, hostile and odd-but-valid files into an existing folder.
+
+    Returns:
+        {file name: (table, expected)}: for "errors" the expected error_type, for "results"
+        the expected is_blurry verdict of the tiny models.
+    """
+    import pathlib
+
+    folder = pathlib.Path(folder)
+    sharp = Image.fromarray(sharp_image(96, 96, 1))
+    blurred = Image.fromarray(blurred_image(96, 96, 2))
+    jpeg = _save(sharp, "JPEG", quality=95)
+    png = _save(sharp, "PNG")
+    exif_image = Image.fromarray(blurred_image(64, 96, 3))
+    exif = exif_image.getexif()
+    exif[0x0112] = 6
+    gif = _save(sharp, "GIF")
+    # A real 2x2 GIF whose logical screen claims 60,000 x 60,000 pixels.
+    gif_bomb = bytearray(_save(Image.new("RGB", (2, 2)), "GIF"))
+    gif_bomb[6:10] = (60_000).to_bytes(2, "little") * 2
+    gif_bomb = bytes(gif_bomb)
+    webp = _save(sharp, "WEBP", lossless=True)
+    bmp = _save(sharp, "BMP")
+    frames = [Image.fromarray(blurred_image(48, 48, 10 + i)) for i in range(200)]
+    animated = io.BytesIO()
+    frames[0].save(animated, "GIF", save_all=True, append_images=frames[1:])
+    expected = {
+        # name: (table, error_type or expected verdict)
+        "zero bytes.jpg": ("errors", "empty_file", b""),
+        "truncated.jpg": ("errors", "decode_error", jpeg[: len(jpeg) // 2]),
+        "truncated.png": ("errors", "decode_error", png[: len(png) // 2]),
+        "random.jpg": ("errors", "not_an_image", np.random.default_rng(0).bytes(4096)),
+        "error_page.jpg": ("errors", "not_an_image",
+                           b"<!DOCTYPE html>\n<html><title>404 Not Found</title></html>"),
+        "document.pdf": ("errors", "not_an_image", b"%PDF-1.4\n%binary"),
+        "notes.txt": ("errors", "not_an_image", b"just some notes\n"),
+        "bomb.png": ("errors", "too_many_pixels", png_header_only(50_000, 50_000)),
+        "absurd_aspect.png": ("errors", "aspect_ratio_out_of_range",
+                              _save(Image.new("RGB", (2000, 20)), "PNG")),
+        "one_pixel.png": ("errors", "image_too_small", _save(Image.new("RGB", (1, 1)), "PNG")),
+        "cmyk.jpg": ("results", False, _save(sharp.convert("CMYK"), "JPEG", quality=98)),
+        "sixteen_bit.png": ("results", True, _save(Image.fromarray(
+            np.asarray(blurred.convert("L"), np.uint16) * 257), "PNG")),
+        "palette.png": ("results", True, _save(blurred.convert("P"), "PNG")),
+        "alpha.png": ("results", False, _save(sharp.convert("RGBA"), "PNG")),
+        "animated.gif": ("results", True, animated.getvalue()),
+        "exif_rotated.jpg": ("results", True, _save(exif_image, "JPEG", quality=95,
+                                                     exif=exif.tobytes())),
+        "spaces and ünïcödé 图片.png": ("results", False, png),
+        "new\nline.png": ("results", False, png),
+        "truncated.gif": ("errors", "decode_error", gif[: len(gif) // 2]),
+        "truncated.webp": ("errors", "corrupt_header", webp[: len(webp) // 2]),
+        "truncated.bmp": ("errors", "decode_error", bmp[: len(bmp) // 2]),
+        "jpeg_header_only.jpg": ("errors", "corrupt_header", b"\xff\xd8\xff\xe0" + b"\0" * 16),
+        "png_signature_only.png": ("errors", "corrupt_header", b"\x89PNG\r\n\x1a\n"),
+        "bad_crc.png": ("errors", "decode_error", png[:33] + bytes(4) + png[37:]),
+        "archive.png": ("errors", "not_an_image", b"PK\x03\x04" + bytes(64)),
+        "program.jpg": ("errors", "not_an_image", b"\x7fELF\x02\x01\x01" + bytes(64)),
+        "drawing.png": ("errors", "not_an_image",
+                        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'),
+        "api_response.jpg": ("errors", "not_an_image", b'{"error": "rate limited"}'),
+        "gif_bomb.gif": ("errors", "too_many_pixels", gif_bomb),
+        "tall_sliver.jpg": ("errors", "aspect_ratio_out_of_range",
+                            _save(Image.new("RGB", (16, 1600)), "JPEG")),
+    }
+    for name, (_, _, data) in expected.items():
+        (folder / name).write_bytes(data)
+    os.symlink(folder / "does-not-exist.jpg", folder / "broken_link.jpg")
+    expected["broken_link.jpg"] = ("errors", "unreadable", None)
+    os.mkfifo(folder / "fifo.jpg")  # reading a FIFO would block forever
+    expected["fifo.jpg"] = ("errors", "unreadable", None)
+    return {name: (table, outcome) for name, (table, outcome, _) in expected.items()}
