@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from sbdn_pipeline.architectures.base_model import BlurModel
+from sbdn_pipeline.architectures.content_pooling import ContentPooling
 from sbdn_pipeline.architectures.high_pass_filters import HighPassFilters
 from sbdn_pipeline.architectures.highpass_evidence_classifier import HighPassEvidenceClassifier
 from sbdn_pipeline.architectures.highpass_unet import HighPassUNet
@@ -68,6 +69,7 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     "DEFAULT_IDENTIFIER",
     "BlurModel",
+    "ContentPooling",
     "HighPassEvidenceClassifier",
     "HighPassFilters",
     "HighPassUNet",

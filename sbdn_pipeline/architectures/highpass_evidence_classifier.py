@@ -10,6 +10,7 @@ from keras import layers
 
 from sbdn_pipeline.architectures.base_model import BlurModel
 from sbdn_pipeline.architectures.blocks import conv_bn_relu, global_context, separable_block
+from sbdn_pipeline.architectures.content_pooling import ContentPooling
 from sbdn_pipeline.architectures.high_pass_filters import HighPassFilters
 
 
@@ -27,7 +28,8 @@ class HighPassEvidenceClassifier(BlurModel):
         receptive field of a few hundred pixels plus an image-wide summary, because telling a
         smooth wall from a blurred one needs context.
       * Per-position "blur evidence" features pooled with both the mean and the max, so a
-        blurred region covering a small part of the frame is not averaged away.
+        blurred region covering a small part of the frame is not averaged away; pooling skips
+        letterbox padding (:class:`ContentPooling`), which would otherwise look like blur.
 
     Args:
         input_size: side S of the square RGB input (float32 in [0, 255], letterboxed).
@@ -67,9 +69,7 @@ class HighPassEvidenceClassifier(BlurModel):
 
         # === Layers ===
         high_pass = HighPassFilters(gain=high_pass_gain, name="high_pass")
-        mean_pool = layers.GlobalAveragePooling2D(name="evidence_mean")
-        max_pool = layers.GlobalMaxPooling2D(name="evidence_max")
-        pooled = layers.Concatenate(name="evidence_mean_max")
+        pool = ContentPooling(name="evidence_mean_max")
         drop = layers.Dropout(dropout, name="dropout")
         head = layers.Dense(1, activation="sigmoid", name="p_blurry")
 
@@ -93,7 +93,7 @@ class HighPassEvidenceClassifier(BlurModel):
                 )
         x = global_context(x, name="context")
         evidence = conv_bn_relu(x, evidence_filters, 1, name="evidence", momentum=momentum)
-        outputs = head(drop(pooled([mean_pool(evidence), max_pool(evidence)])))
+        outputs = head(drop(pool([evidence, images])))
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         # === Config ===

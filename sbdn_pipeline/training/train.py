@@ -64,6 +64,11 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_PATIENCE = 8
+# Share of training examples shown whole and letterboxed (as evaluation and the detect job
+# see them) instead of as random crops: the crops never contain letterbox padding and are
+# never shrunk as much as a whole photo is, so without these the nets would meet both only
+# at inference time.
+DEFAULT_LETTERBOX_FRACTION = 0.25
 DEFAULT_WARMUP_STEPS = 100
 # Source groups whose "sharp" pixels are not reliably sharp (natural depth of field, see the
 # data README): left out of identifier training by default.
@@ -307,6 +312,11 @@ class TrainingMonitor(keras.callbacks.Callback):
     # -- end of epoch --
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._batches_this_epoch == 0:
+            raise ValueError(
+                "the training data yielded no batch this epoch: the split is empty after "
+                "filtering (source groups, positives only) or smaller than one batch"
+            )
         logs = {key: float(value) for key, value in (logs or {}).items()}
         state = self.state
         finished_early = state["stopped_because"] == STOP_BUDGET
@@ -445,7 +455,11 @@ def fit(
         plot_metric="auc" if task == CLASSIFIER else "mae",
         log=log,
     )
-    if not finished:
+    if finished:
+        if state["stopped_because"] != STOP_EARLY:
+            out_of_epochs = state["epochs_done"] >= epochs
+            state["stopped_because"] = STOP_EPOCHS if out_of_epochs else STOP_BUDGET
+    else:
         state["stopped_because"] = None
         model.fit(
             train_data,
@@ -520,16 +534,20 @@ def resolve_source_groups(
 
 
 def manifest_source_groups(data_dir: str) -> list[str]:
-    """Source groups named in ``data_dir/manifest.json`` (sorted; empty if none are listed)."""
-    path = os.path.join(data_dir, "manifest.json")
+    """Source groups counted in ``data_dir/manifest.json`` (any split), sorted."""
+    from sbdn_pipeline import features
+
+    path = os.path.join(data_dir, features.MANIFEST_JSON)
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"no manifest.json in {data_dir}: is it a data set made by sbdn make-dataset?")
+        raise FileNotFoundError(
+            f"no {features.MANIFEST_JSON} in {data_dir}: is it a data set made by sbdn make-dataset?"
+        )
     with tf.io.gfile.GFile(path, "r") as handle:
         manifest = json.load(handle)
-    groups = manifest.get("source_groups") or []
-    if isinstance(groups, dict):
-        groups = list(groups)
-    return sorted(str(group) for group in groups)
+    groups: set[str] = set()
+    for counts in (manifest.get("splits") or {}).values():
+        groups.update(str(group) for group in (counts.get(features.SOURCE_GROUP) or {}))
+    return sorted(groups)
 
 
 def _check_resumable(model: keras.Model, arch: str, image_size: int, out_dir: str) -> None:
@@ -563,6 +581,7 @@ def train(
     warmup_steps: int = DEFAULT_WARMUP_STEPS,
     shuffle_buffer: int = 256,
     cache: bool = False,
+    letterbox_fraction: float = DEFAULT_LETTERBOX_FRACTION,
     resume: bool = True,
     model_kwargs: dict[str, Any] | None = None,
     command: str | None = None,
@@ -592,6 +611,8 @@ def train(
         warmup_steps: optimizer steps of linear learning-rate warm-up.
         shuffle_buffer: shuffle buffer of the reader.
         cache: let the reader cache decoded examples in memory.
+        letterbox_fraction: share of training examples shown whole and letterboxed rather
+            than as random crops (see :data:`DEFAULT_LETTERBOX_FRACTION`).
         resume: continue the run in ``out_dir`` if it has checkpoints; False starts over.
         model_kwargs: extra architecture arguments (e.g. narrower widths for tests).
         command: the command line recorded in the summary.
@@ -623,7 +644,7 @@ def train(
         "time_budget_s": time_budget_s, "source_groups": groups,
         "positives_only": positives_only, "loss": loss, "patience": patience,
         "warmup_steps": warmup_steps, "shuffle_buffer": shuffle_buffer, "cache": cache,
-        "model_kwargs": model_kwargs or {},
+        "letterbox_fraction": letterbox_fraction, "model_kwargs": model_kwargs or {},
     }
 
     checkpoints = os.path.join(out_dir, CHECKPOINT_DIR)
@@ -645,7 +666,10 @@ def train(
         log(f"training {arch} ({model.count_params():,} parameters) at {image_size} px")
     os.makedirs(checkpoints, exist_ok=True)
 
-    def dataset(split: str, training: bool) -> tf.data.Dataset:
+    if not 0.0 <= letterbox_fraction < 1.0:
+        raise ValueError(f"letterbox_fraction must be in [0, 1), got {letterbox_fraction}")
+
+    def dataset(split: str, training: bool, repeat: bool) -> tf.data.Dataset:
         return reader.make_training_dataset(
             data_dir,
             split,
@@ -660,13 +684,22 @@ def train(
             mask_downsample=model.mask_stride,
             cache=cache,
             shuffle_buffer=shuffle_buffer,
-            repeat=training and steps_per_epoch is not None,
+            repeat=repeat,
         )
 
+    train_data = dataset("train", True, repeat=steps_per_epoch is not None)
+    if letterbox_fraction > 0:
+        train_data = mix_in_letterboxed(
+            train_data,
+            dataset("train", False, repeat=True),
+            letterbox_fraction,
+            batch_size=batch_size,
+            seed=seed + state["epochs_done"],
+        )
     state = fit(
         model,
-        dataset("train", True),
-        dataset("val", False),
+        train_data,
+        dataset("val", False, repeat=False),
         out_dir,
         task=task,
         epochs=epochs,
@@ -680,6 +713,29 @@ def train(
         log=log,
     )
     return finish_run(model, state, out_dir, arguments=arguments, command=command, log=log)
+
+
+def mix_in_letterboxed(
+    crops: tf.data.Dataset,
+    letterboxed: tf.data.Dataset,
+    fraction: float,
+    *,
+    batch_size: int,
+    seed: int,
+) -> tf.data.Dataset:
+    """Batches drawing each example from ``letterboxed`` with probability ``fraction``.
+
+    ``crops`` sets the epoch: the mix ends when it does (``letterboxed`` repeats forever).
+    The letterboxed stream comes in file order, so it is shuffled a little before mixing.
+    """
+    whole = letterboxed.unbatch().shuffle(4 * batch_size, seed=seed)
+    mixed = tf.data.Dataset.sample_from_datasets(
+        [crops.unbatch(), whole],
+        weights=[1.0 - fraction, fraction],
+        seed=seed,
+        stop_on_empty_dataset=True,
+    )
+    return mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def finish_run(

@@ -57,3 +57,68 @@ def identifier_arrays(
         images.append(image)
         masks.append(pooled[..., np.newaxis])
     return np.asarray(images, "float32"), np.asarray(masks, "float32")
+
+
+def write_dataset(
+    data_dir: str,
+    examples_per_split: dict[str, int],
+    *,
+    groups: tuple[str, ...] = ("urban100", "bsds500_train"),
+    sizes: tuple[tuple[int, int], ...] = ((48, 64), (64, 48), (56, 56)),
+    seed: int = 0,
+) -> dict[str, list[dict]]:
+    """Write a tiny data set in the layout of ``sbdn make-dataset`` (shards + manifest.json).
+
+    Odd examples are blurred on a right-hand part (kinds alternate gaussian/motion), even ones
+    are sharp; groups change every two examples (so each has both labels) and sizes cycle.
+    Returns the records written, per split.
+    """
+    import json
+    import os
+
+    import tensorflow as tf
+
+    from sbdn_pipeline import features
+
+    rng = np.random.default_rng(seed)
+    written: dict[str, list[dict]] = {}
+    manifest_splits: dict[str, dict] = {}
+    for split, count in examples_per_split.items():
+        records = []
+        for index in range(count):
+            height, width = sizes[index % len(sizes)]
+            blurred = index % 2 == 1
+            sigma = 1.5 + (index % 3)
+            image, mask = example(rng, height, width, blurred, sigma)
+            kind = ("gaussian", "motion")[(index // 2) % 2] if blurred else features.NO_BLUR
+            records.append(
+                {
+                    features.IMAGE: features.encode_image(image),
+                    features.MASK: features.encode_mask(mask[..., 0]),
+                    features.LABEL: int(blurred),
+                    features.BLUR_KIND: kind,
+                    features.STRENGTH: sigma if blurred else 0.0,
+                    features.REGION_SHAPE: "side" if blurred else features.NO_BLUR,
+                    features.AREA_FRACTION: float(mask.mean()),
+                    features.SOURCE_ID: f"{split}{index:04d}",
+                    features.SOURCE_GROUP: groups[(index // 2) % len(groups)],
+                    features.SPLIT: split,
+                    features.HEIGHT: height,
+                    features.WIDTH: width,
+                    features.VARIANT: index % 2,
+                    features.DEGRADATIONS: "",
+                }
+            )
+        os.makedirs(os.path.join(data_dir, split), exist_ok=True)
+        path = f"{features.shard_prefix(data_dir, split)}-00000-of-00001{features.SHARD_SUFFIX}"
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for record in records:
+                writer.write(features.make_example(record).SerializeToString())
+        written[split] = records
+        group_counts: dict[str, int] = {}
+        for record in records:
+            group_counts[record[features.SOURCE_GROUP]] = group_counts.get(record[features.SOURCE_GROUP], 0) + 1
+        manifest_splits[split] = {"examples": count, features.SOURCE_GROUP: group_counts}
+    with open(os.path.join(data_dir, features.MANIFEST_JSON), "w", encoding="utf-8") as handle:
+        json.dump({"format_version": 1, "splits": manifest_splits}, handle)
+    return written

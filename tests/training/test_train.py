@@ -39,65 +39,69 @@ def _datasets(images: np.ndarray, targets: np.ndarray, batch_size: int = 8, repe
     return train_data.batch(batch_size), val_data.batch(batch_size)
 
 
-def _tiny_classifier(learning_rate: float = 3e-3) -> keras.Model:
-    keras.utils.set_random_seed(0)
-    model = build_model("highpass-evidence-classifier", input_size=SIZE, **TINY_CLASSIFIER)
-    training.compile_model(model, "classifier", "bce", learning_rate)
-    return model
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = str(tmp_path_factory.mktemp("tiny_data"))
+    blur_samples.write_dataset(folder, {"train": 24, "val": 8})
+    return folder
 
 
-def test_classifier_training_lowers_the_loss_and_exports_a_loadable_model(tmp_path):
-    images, labels = blur_samples.classifier_arrays(32, SIZE)
-    # Enough steps for the batch-norm moving averages that validation uses to catch up.
-    train_data, val_data = _datasets(images, labels, repeat=True)
-    model = _tiny_classifier()
-    before = model.evaluate(val_data, verbose=0, return_dict=True)["loss"]
+def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, tmp_path):
     lines: list[str] = []
-
-    state = training.fit(
-        model, train_data, val_data, str(tmp_path), task="classifier", epochs=5,
-        steps_per_epoch=40, learning_rate=3e-3, warmup_steps=10, log=lines.append,
+    result = training.train(
+        "classifier", tiny_data, "highpass-evidence-classifier", str(tmp_path), epochs=4,
+        steps_per_epoch=30, batch_size=8, image_size=SIZE, learning_rate=3e-3, warmup_steps=10,
+        model_kwargs=TINY_CLASSIFIER, command="pytest", log=lines.append,
     )
 
-    assert state["stopped_because"] == "completed_epochs"
-    assert state["epochs_done"] == 5 and len(lines) == 5
-    assert min(row["val_loss"] for row in state["history"]) < 0.7 * before
-    for name in ("training_log.csv", "training_curve.png"):
+    history = [json.loads(json.dumps(row)) for row in _history(tmp_path)]
+    assert result.epochs_run == 4 and result.stopped_because == "completed_epochs"
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    assert result.best_val["val_loss"] < 0.8 * np.log(2.0)  # well below chance on balanced val
+    assert any("val_auc" in line for line in lines)
+    for name in ("training_log.csv", "training_curve.png", "model.keras", "train_summary.json"):
         assert os.path.getsize(tmp_path / name) > 0
-    assert "val_auc" in lines[-1]
 
-    result = training.finish_run(model, state, str(tmp_path), arguments={"epochs": 5})
     reloaded = keras.saving.load_model(result.model_path, safe_mode=True)
     assert getattr(reloaded, "optimizer", None) is None  # the shipped file is the network only
-    model.load_weights(str(tmp_path / "checkpoints" / "best.weights.h5"))
-    np.testing.assert_allclose(reloaded.predict(images[:4], verbose=0), model.predict(images[:4], verbose=0), atol=1e-5)
+    best = build_model("highpass-evidence-classifier", input_size=SIZE, **TINY_CLASSIFIER)
+    best.load_weights(str(tmp_path / "checkpoints" / "best.weights.h5"))
+    images = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), best.predict(images, verbose=0), atol=1e-5)
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["model_sha256"] == result.model_sha256 == training.file_sha256(result.model_path)
-    assert summary["best_epoch"] == result.best_epoch
-    assert summary["best_val"]["val_loss"] == min(row["val_loss"] for row in state["history"])
+    assert summary["command"] == "pytest" and summary["arguments"]["image_size"] == SIZE
+    assert summary["best_val"] == result.best_val and summary["epochs_run"] == 4
 
 
-def test_identifier_training_with_bce_dice_lowers_the_loss(tmp_path):
-    keras.utils.set_random_seed(0)
-    model = build_model("highpass-unet", input_size=SIZE, **TINY_UNET)
-    training.compile_model(model, "identifier", "bce_dice", 3e-3)
-    images, masks = blur_samples.identifier_arrays(16, SIZE, model.mask_stride)
-    train_data, val_data = _datasets(images, masks, repeat=True)
-    before = model.evaluate(val_data, verbose=0, return_dict=True)["loss"]
-
-    state = training.fit(
-        model, train_data, val_data, str(tmp_path), task="identifier", epochs=3,
-        steps_per_epoch=30, learning_rate=3e-3, warmup_steps=10, log=lambda line: None,
+def test_identifier_trains_on_blurred_non_bsds_examples_and_lowers_the_loss(tiny_data, tmp_path):
+    result = training.train(
+        "identifier", tiny_data, "highpass-unet", str(tmp_path), epochs=3, steps_per_epoch=30,
+        batch_size=4, image_size=SIZE, learning_rate=3e-3, warmup_steps=10,
+        model_kwargs=TINY_UNET, log=lambda line: None,
     )
 
-    assert min(row["val_loss"] for row in state["history"]) < 0.8 * before
-    assert "val_mae" in state["history"][0]
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["arguments"]["source_groups"] == ["urban100"]
+    assert summary["arguments"]["positives_only"] is True
+    assert summary["arguments"]["loss"] == "bce_dice"
+    history = _history(tmp_path)
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    assert "val_mae" in result.best_val
+
+
+def _history(out_dir) -> list[dict]:
+    with open(out_dir / "checkpoints" / "state.json", encoding="utf-8") as handle:
+        return json.load(handle)["history"]
 
 
 def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
     images, labels = blur_samples.classifier_arrays(16, SIZE)
     train_data, val_data = _datasets(images, labels)
-    model = _tiny_classifier()
+    keras.utils.set_random_seed(0)
+    model = build_model("highpass-evidence-classifier", input_size=SIZE, **TINY_CLASSIFIER)
+    # The registered custom loss must come back from the checkpoint too.
+    training.compile_model(model, "classifier", "bce_dice", 3e-3)
     training.fit(model, train_data, val_data, str(tmp_path), task="classifier", epochs=1,
                  learning_rate=3e-3, warmup_steps=2, log=lambda line: None)
     # A new process would find exactly these two files.
@@ -117,32 +121,55 @@ def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
                          learning_rate=3e-3, state=state, log=lambda line: None)
     assert again["epochs_done"] == 3 and int(resumed.optimizer.iterations) == 6
 
+    # The time budget counts earlier runs: a budget already spent trains no more either.
+    state["elapsed_s"] = 100.0
+    spent = training.fit(resumed, train_data, val_data, str(tmp_path), task="classifier", epochs=9,
+                         learning_rate=3e-3, state=state, time_budget_s=50.0, log=lambda line: None)
+    assert spent["stopped_because"] == "time_budget" and int(resumed.optimizer.iterations) == 6
 
-def test_time_budget_stops_cleanly_after_one_batch(tmp_path):
-    images, labels = blur_samples.classifier_arrays(32, SIZE)
-    train_data, val_data = _datasets(images, labels)
-
-    state = training.fit(_tiny_classifier(), train_data, val_data, str(tmp_path), task="classifier",
-                         epochs=5, learning_rate=3e-3, time_budget_s=1e-3, log=lambda line: None)
-
-    assert state["stopped_because"] == "time_budget"
-    assert state["epochs_done"] == 1
-    assert state["history"][0]["steps"] == 1
-    assert "val_loss" in state["history"][0]  # the cut epoch was still validated
-    assert os.path.exists(tmp_path / "checkpoints" / "last.keras")
+    # A budget that runs out during a batch stops cleanly: Keras still validates and the
+    # epoch is checkpointed.
+    state["elapsed_s"] = 0.0
+    cut = training.fit(resumed, train_data, val_data, str(tmp_path), task="classifier", epochs=9,
+                       learning_rate=3e-3, state=state, time_budget_s=1e-3, log=lambda line: None)
+    assert cut["stopped_because"] == "time_budget"
+    assert cut["epochs_done"] == 4 and cut["history"][-1]["steps"] == 1
+    assert "val_loss" in cut["history"][-1]
 
 
-def test_early_stopping_when_validation_loss_stops_improving(tmp_path):
-    images, labels = blur_samples.classifier_arrays(16, SIZE)
-    train_data, val_data = _datasets(images, labels)
+def _monitor_on_tiny_dense_model(out_dir, patience: int) -> training.TrainingMonitor:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    os.makedirs(out_dir / "checkpoints", exist_ok=True)
+    monitor = training.TrainingMonitor(
+        str(out_dir), training.new_state(), epochs=10, learning_rate=1e-3, min_learning_rate=1e-5,
+        warmup_steps=0, steps_per_epoch=1, time_budget_s=None, patience=patience, plot_metric="auc",
+        log=lambda line: None,
+    )
+    monitor.set_model(model)
+    return monitor
 
-    # A zero learning rate never changes the weights, so validation loss never improves.
-    state = training.fit(_tiny_classifier(0.0), train_data, val_data, str(tmp_path),
-                         task="classifier", epochs=10, learning_rate=0.0, patience=2,
-                         log=lambda line: None)
 
-    assert state["stopped_because"] == "early_stopping"
-    assert state["epochs_done"] == 3 and state["best_epoch"] == 1
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
+    monitor = _monitor_on_tiny_dense_model(tmp_path, patience=2)
+    for epoch, val_loss in enumerate([0.9, 0.7, 0.8, 0.75]):
+        monitor.on_epoch_begin(epoch)
+        monitor.on_train_batch_end(0)
+        monitor.on_epoch_end(epoch, {"loss": 1.0, "val_loss": val_loss})
+        if monitor.model.stop_training:
+            break
+
+    assert monitor.state["stopped_because"] == "early_stopping"
+    assert monitor.state["epochs_done"] == 4
+    assert monitor.state["best_epoch"] == 2 and monitor.state["best_val_loss"] == 0.7
+    assert os.path.exists(tmp_path / "checkpoints" / "best.weights.h5")
+
+
+def test_an_epoch_without_batches_is_a_clear_error(tmp_path):
+    monitor = _monitor_on_tiny_dense_model(tmp_path, patience=2)
+    monitor.on_epoch_begin(0)
+    with pytest.raises(ValueError, match="yielded no batch"):
+        monitor.on_epoch_end(0, {"val_loss": 1.0})
 
 
 def test_learning_rate_warms_up_then_follows_cosine_to_the_floor(tmp_path):
