@@ -32,7 +32,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from sbdn_pipeline import images, inputs, masks, schemas
+from sbdn_pipeline import images, inputs, masks, progress, schemas
 from sbdn_pipeline.inference import (
     KerasModelHandler,
     ModelInfo,
@@ -494,6 +494,23 @@ def run_folder(output: str, run_id: str, table: str) -> str:
     return FileSystems.join(output, table, f"{schemas.RUN_FOLDER_PREFIX}{run_id}")
 
 
+class _ReportProgressFn(beam.DoFn):
+    """Pass rows through, printing a progress line now and then (local runs only)."""
+
+    def __init__(self, run_id: str, total: int | None, interval_s: float):
+        self._run_id = run_id
+        self._total = total
+        self._interval_s = interval_s
+        self._reporter = None
+
+    def setup(self) -> None:
+        self._reporter = progress.reporter_for(self._run_id, self._total, self._interval_s)
+
+    def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        self._reporter.update()
+        yield row
+
+
 class WriteTable(beam.PTransform):
     """Rows -> ``OUT/_staging/<RUN_ID>/<table>/part-*.parquet``; published after the run."""
 
@@ -539,8 +556,16 @@ def build_pipeline(
     identifier: ModelInfo,
     run_id: str,
     intra_op_threads: int | None = None,
+    progress_total: int | None = None,
+    progress_interval_s: float | None = None,
 ) -> None:
-    """Add the whole detect job to ``pipeline`` (shared by the CLI, tests and benchmarks)."""
+    """Add the whole detect job to ``pipeline`` (shared by the CLI, tests and benchmarks).
+
+    Args:
+        progress_interval_s: print progress lines this often (None: no progress lines; use it
+            for local runs, cluster runners show the Beam counters in their UIs instead).
+        progress_total: number of inputs, when known, for the ETA.
+    """
     exclude = None if inputs.is_remote(options.output) else options.output
     working_long_side = max(classifier.input_size, identifier.input_size)
     files = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
@@ -569,16 +594,17 @@ def build_pipeline(
     segmented = blurry | "SegmentBlur" >> SegmentBlur(
         identifier, options, classifier.model_id, run_id, intra_op_threads
     )
-    (
-        (sharp_rows, segmented["rows"])
-        | "AllResults" >> beam.Flatten()
-        | "WriteResults" >> WriteResults(options.output, run_id)
-    )
-    (
+    results = (sharp_rows, segmented["rows"]) | "AllResults" >> beam.Flatten()
+    errors = (
         (decoded[_ERRORS_TAG], classified["errors"], segmented["errors"])
         | "AllErrors" >> beam.Flatten()
-        | "WriteErrors" >> WriteErrors(options.output, run_id)
     )
+    if progress_interval_s:
+        report = _ReportProgressFn(run_id, progress_total, progress_interval_s)
+        results = results | "ProgressResults" >> beam.ParDo(report)
+        errors = errors | "ProgressErrors" >> beam.ParDo(report)
+    results | "WriteResults" >> WriteResults(options.output, run_id)
+    errors | "WriteErrors" >> WriteErrors(options.output, run_id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -676,6 +702,8 @@ def run(
     classifier: ModelInfo,
     identifier: ModelInfo,
     pipeline_options: PipelineOptions,
+    progress_total: int | None = None,
+    progress_interval_s: float | None = None,
 ) -> DetectSummary:
     """Run the detect job to completion and return its counts.
 
@@ -691,7 +719,7 @@ def run(
     started = time.monotonic()
     pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
     build_pipeline(pipeline, options, classifier, identifier, run_id,
-                   intra_op_threads_for(pipeline_options))
+                   intra_op_threads_for(pipeline_options), progress_total, progress_interval_s)
     result = pipeline.run()
     result.wait_until_finish()
     publish_run(options.output, run_id)

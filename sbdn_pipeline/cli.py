@@ -45,6 +45,9 @@ def cli() -> None:
     """
 
 
+PROGRESS_INTERVAL_S = 10.0
+
+
 def _fail(message: str) -> None:
     """One-line error, non-zero exit, before any work starts."""
     raise click.ClickException(message)
@@ -130,7 +133,7 @@ def detect(
     """
     from beam_jobs import detect as detect_job
     from sbdn_pipeline import default_models, inputs, inference
-    from sbdn_pipeline.options import DetectOptions, make_pipeline_options
+    from sbdn_pipeline.options import DetectOptions, is_local_runner, make_pipeline_options
 
     beam_args = list(ctx.args)
     if retry_errors and not skip_existing:
@@ -178,8 +181,14 @@ def detect(
         f"  identifier {models['identifier'].model_id} (input {models['identifier'].input_size} px)",
         err=True,
     )
+    progress_total = progress_interval = None
+    if is_local_runner(pipeline_options):
+        progress_interval = PROGRESS_INTERVAL_S
+        if not inputs.is_remote(input_spec):
+            # Listing a local collection is cheap next to classifying it; it gives the ETA.
+            progress_total = sum(1 for _ in inputs.expand_input(input_spec, output))
     summary = detect_job.run(options, models["classifier"], models["identifier"],
-                             pipeline_options)
+                             pipeline_options, progress_total, progress_interval)
     rate = summary.matched / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
     skipped = f"skipped {summary.skipped} + " if skip_existing else ""
     click.echo(

@@ -81,6 +81,17 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(list(beam_args), save_main_session=False)
 
 
+LOCAL_RUNNERS = ("", "DirectRunner", "FnApiRunner", "BundleBasedDirectRunner",
+                 "SwitchingDirectRunner", "PortableRunner")
+
+
+def is_local_runner(options: PipelineOptions) -> bool:
+    """True when the job runs on this machine (progress lines go to this terminal)."""
+    runner = options.view_as(StandardOptions).runner or ""
+    runner_name = runner if isinstance(runner, str) else type(runner).__name__
+    return runner_name.split(".")[-1] in LOCAL_RUNNERS
+
+
 def make_runner(options: PipelineOptions) -> PipelineRunner | None:
     """The runner to use: the user's ``--runner`` if given, else a quiet local runner.
 
