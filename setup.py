@@ -21,7 +21,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2"],
+    "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2", "scikit-image>=0.22,<0.25"],
+    # `sbdn demo` derives its corpus from the real photos bundled inside scikit-image.
+    "demo": ["scikit-image>=0.22,<0.25", "duckdb>=1.1"],
     "gcp": ["apache-beam[gcp]==2.77.0"],
     "aws": ["apache-beam[aws]==2.77.0"],
     # benchmarks/: process-tree memory and the OpenCV Laplacian speed reference.
