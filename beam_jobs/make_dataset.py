@@ -382,6 +382,10 @@ class SynthesizeFn(beam.DoFn):
 
     def __init__(self, options: MakeDatasetOptions):
         self._options = options
+        # Visible in the Dataflow/Flink UIs while the job runs.
+        self._photos = beam.metrics.Metrics.counter("make_dataset", "photos_synthesized")
+        self._examples = beam.metrics.Metrics.counter("make_dataset", "examples_synthesized")
+        self._rejected = beam.metrics.Metrics.counter("make_dataset", "photos_rejected")
 
     def process(self, photo: SourcePhoto) -> Iterator:
         try:
@@ -390,8 +394,14 @@ class SynthesizeFn(beam.DoFn):
         except Exception as exc:  # noqa: BLE001 - one bad photo must never stop the job
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             LOGGER.warning("rejected source photo %s: %s", photo.path, reason)
+            self._rejected.inc()
             yield beam.pvalue.TaggedOutput(REJECTED, {"path": photo.path, "error": reason})
             return
+        LOGGER.info(
+            "synthesized %d examples from %s (%s)", len(produced), photo.relative_path, photo.split
+        )
+        self._photos.inc()
+        self._examples.inc(len(produced))
         for serialized, summary in produced:
             yield beam.pvalue.TaggedOutput(EXAMPLES, (photo.split, serialized))
             yield beam.pvalue.TaggedOutput(SUMMARIES, summary)

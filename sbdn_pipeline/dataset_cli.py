@@ -92,7 +92,8 @@ def make_dataset_command(
         photos = make_dataset.list_source_photos(options)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    logging.getLogger("beam_jobs.make_dataset").setLevel(logging.WARNING)
+    # Progress: one line per source photo from the job's logger.
+    logging.getLogger("beam_jobs.make_dataset").setLevel(logging.INFO)
     click.echo(
         f"make-dataset: {len(photos)} source photos x {variants_per_image} variants "
         f"(preset {preset}, seed {seed}) -> {output}",

@@ -61,7 +61,7 @@ class RealisticRecipe:
 
     Strengths are effective blur sigmas (pixels) drawn log-uniformly between
     ``min_relative_sigma`` and ``max_relative_sigma`` times the image's long side, never below
-    ``min_sigma_px``: at 1024 px that is 1.5 px (subtle) to 20 px (very strong).
+    ``min_sigma_px``: at 1024 px that is 1.5 px (subtle) to 30 px (very strong), median 6.7 px.
     """
 
     max_long_side: int = 1024
@@ -90,12 +90,12 @@ class RealisticRecipe:
         ("whole", 0.2),
     )
     min_relative_sigma: float = 0.0015
-    max_relative_sigma: float = 0.02
+    max_relative_sigma: float = 0.03
     min_sigma_px: float = 1.0
     # Extra chance of depth-varying strength for shapes other than side/foreground_background
     # (which always vary with depth, as shallow depth of field does).
     depth_varying_probability: float = 0.25
-    min_depth_strength: float = 0.3
+    min_depth_strength: float = 0.4
     feather_range: tuple[float, float] = (0.5, 2.0)  # times the blur sigma, plus 1 px
     side_transition_range: tuple[float, float] = (0.03, 0.15)  # times the long side
     min_area_fraction: float = 0.05
