@@ -302,7 +302,7 @@ class MaskMetrics:
 
 
 def strength_bucket(strength: float, long_side: int, label: int) -> str:
-    """Name the strength bucket of an example ("sharp" for label 0).
+    """Name the strength bucket of an example ("sharp" for label 0), e.g. "sigma 2-4px".
 
     ``strength`` is the effective blur sigma in pixels at the stored size; it is rescaled to
     what it would be at 1024 px on the long side, so buckets mean the same on any image size.
@@ -310,13 +310,15 @@ def strength_bucket(strength: float, long_side: int, label: int) -> str:
     if not label:
         return SHARP_GROUP
     sigma_at_1024 = float(strength) * 1024.0 / max(int(long_side), 1)
-    edges = STRENGTH_BUCKET_EDGES_AT_1024
-    if sigma_at_1024 < edges[0]:
-        return f"sigma@1024px<{edges[0]:g}"
-    for low, high in zip(edges[:-1], edges[1:]):
+    lows = (0.0, *STRENGTH_BUCKET_EDGES_AT_1024)
+    highs = (*STRENGTH_BUCKET_EDGES_AT_1024, None)
+    for low, high in zip(lows, highs):
+        if high is None:
+            return f"sigma {low:g}+px"
         if sigma_at_1024 < high:
-            return f"sigma@1024px {low:g}-{high:g}"
-    return f"sigma@1024px>={edges[-1]:g}"
+            # Names sort in strength order: "sigma 0-2px" < "sigma 2-4px" < ... < "sigma 8+px".
+            return f"sigma {low:g}-{high:g}px"
+    raise AssertionError("unreachable")
 
 
 def group_indices(groups: Sequence[Hashable]) -> dict[Hashable, np.ndarray]:

@@ -122,3 +122,76 @@ def write_dataset(
     with open(os.path.join(data_dir, features.MANIFEST_JSON), "w", encoding="utf-8") as handle:
         json.dump({"format_version": 1, "splits": manifest_splits}, handle)
     return written
+
+
+def save_constant_models(folder: str, size: int, logit: float = 20.0, mask_stride: int = 4) -> dict[str, str]:
+    """A classifier and an identifier that answer sigmoid(logit) whatever the image.
+
+    With a large logit they call everything blurry, which makes every metric computable by
+    hand from the truth alone.
+    """
+    import os
+
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    decide = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant(logit))
+    classifier = keras.Model(inputs, decide(pooled))
+    per_block = keras.layers.Conv2D(1, mask_stride, strides=mask_stride, activation="sigmoid",
+                                    kernel_initializer="zeros",
+                                    bias_initializer=keras.initializers.Constant(logit))
+    inputs = keras.Input((size, size, 3))
+    identifier = keras.Model(inputs, per_block(inputs))
+    paths = {
+        "classifier": os.path.join(folder, "constant_classifier.keras"),
+        "identifier": os.path.join(folder, "constant_identifier.keras"),
+    }
+    classifier.save(paths["classifier"])
+    identifier.save(paths["identifier"])
+    return paths
+
+
+def save_energy_models(folder: str, size: int, mask_stride: int = 4) -> dict[str, str]:
+    """Hand-set Laplacian-energy models: low local detail means blurred (no training needed).
+
+    The mean |Laplacian| of the grey image is ~87 grey levels on the sharp texture of
+    :func:`texture` and 1-3 where it is blurred. The identifier splits 4x4 blocks at 25; the
+    classifier splits the image mean at 55 (a sharp image letterboxed with a quarter of
+    padding still averages ~65, one blurred on half its width or more at most ~45).
+    """
+    import os
+
+    import keras
+
+    laplacian = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
+
+    def energy(inputs):
+        grey = keras.layers.Conv2D(
+            1, 1, use_bias=False, kernel_initializer=keras.initializers.Constant(1 / 3)
+        )
+        # +L and -L: after ReLU their sum is |L|.
+        edges = keras.layers.Conv2D(2, 3, padding="same", use_bias=False)
+        out = keras.layers.ReLU()(edges(grey(inputs)))
+        edges.set_weights([np.stack([laplacian, -laplacian], axis=-1)[:, :, None, :]])
+        return out
+
+    inputs = keras.Input((size, size, 3))
+    local = keras.layers.AveragePooling2D(mask_stride)(energy(inputs))
+    per_pixel = keras.layers.Conv2D(1, 1, activation="sigmoid")
+    identifier = keras.Model(inputs, per_pixel(local))
+    per_pixel.set_weights([np.full((1, 1, 2, 1), -0.2, np.float32), np.array([5.0], np.float32)])
+
+    inputs = keras.Input((size, size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(energy(inputs))
+    decide = keras.layers.Dense(1, activation="sigmoid")
+    classifier = keras.Model(inputs, decide(pooled))
+    decide.set_weights([np.full((2, 1), -0.2, np.float32), np.array([11.0], np.float32)])
+    paths = {
+        "classifier": os.path.join(folder, "energy_classifier.keras"),
+        "identifier": os.path.join(folder, "energy_identifier.keras"),
+    }
+    classifier.save(paths["classifier"])
+    identifier.save(paths["identifier"])
+    return paths

@@ -107,10 +107,10 @@ def test_masks_of_different_sizes_are_refused():
 
 def test_strength_buckets_are_relative_to_a_1024_pixel_long_side():
     assert metrics.strength_bucket(0.0, 800, 0) == "sharp"
-    assert metrics.strength_bucket(1.5, 1024, 1) == "sigma@1024px<2"
-    assert metrics.strength_bucket(1.0, 512, 1) == "sigma@1024px 2-4"
-    assert metrics.strength_bucket(3.0, 512, 1) == "sigma@1024px 4-8"
-    assert metrics.strength_bucket(20.0, 1024, 1) == "sigma@1024px>=8"
+    assert metrics.strength_bucket(1.5, 1024, 1) == "sigma 0-2px"
+    assert metrics.strength_bucket(1.0, 512, 1) == "sigma 2-4px"
+    assert metrics.strength_bucket(3.0, 512, 1) == "sigma 4-8px"
+    assert metrics.strength_bucket(20.0, 1024, 1) == "sigma 8+px"
 
 
 def test_per_group_accuracy_and_auc_against_sharp():
