@@ -216,6 +216,11 @@ from sbdn_pipeline.dataset_cli import make_dataset_command, show_dataset_command
 cli.add_command(make_dataset_command)
 cli.add_command(show_dataset_command)
 
+from sbdn_pipeline.model_cli import evaluate_command, train_command  # noqa: E402
+
+cli.add_command(train_command)
+cli.add_command(evaluate_command)
+
 
 @cli.command()
 @click.option("--workdir", default="sbdn-demo", show_default=True,

@@ -1,0 +1,202 @@
+"""`sbdn train` and `sbdn evaluate`: train the networks and measure them against baselines."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+from click.core import ParameterSource
+
+from sbdn_pipeline.options import DEFAULT_BLUR_THRESHOLD, DEFAULT_MASK_THRESHOLD
+
+DEFAULT_TIME_BUDGET_MINUTES = 60.0
+
+EPILOG_TRAIN = """\b
+Examples:
+  sbdn train classifier --data DATA --out runs/classifier
+  sbdn train identifier --data DATA --out runs/identifier --time-budget-minutes 60
+  sbdn train classifier --data DATA --arch resnet50 --out runs/resnet50
+  sbdn train identifier --data DATA --arch original-encoder-decoder --out runs/original
+
+\b
+Defaults per architecture (image size, batch size, epochs, learning rate, loss) are chosen so
+one default model trains in about an hour on a 2-core CPU; every run stops cleanly after
+--time-budget-minutes. Run the same command again to resume a run that was killed.
+OUT gets model.keras (best validation epoch), train_summary.json, training_log.csv,
+training_curve.png and checkpoints/.
+"""
+
+EPILOG_EVALUATE = """\b
+Examples:
+  sbdn evaluate --data DATA --classifier runs/classifier/model.keras \\
+      --identifier runs/identifier/model.keras --out eval/default
+  sbdn evaluate --data photos/ --classifier models/classifier.keras --out eval/photos
+
+\b
+DATA is a data set from `sbdn make-dataset` (its test split is evaluated; the Laplacian
+baseline threshold is chosen on its val split) or a folder/glob/manifest of images (scores
+per file; folders named sharp/ and blurry/ are used as labels).
+"""
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as typed, rebuilt from the options that were given (for the summary)."""
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source in (None, ParameterSource.DEFAULT):
+            continue
+        value = ctx.params[param.name]
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif param.is_flag and param.secondary_opts:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            if value:
+                words.append(param.opts[0])
+        else:
+            words.extend([param.opts[0], str(value)])
+    return shlex.join(words)
+
+
+@click.command("train", epilog=EPILOG_TRAIN)
+@click.argument("task", type=click.Choice(["classifier", "identifier"]))
+@click.option("--data", required=True, help="Data set folder written by `sbdn make-dataset`.")
+@click.option(
+    "--arch",
+    default=None,
+    help="Network: highpass-evidence-classifier (default classifier), resnet50, highpass-unet "
+    "(default identifier) or original-encoder-decoder.",
+)
+@click.option("--out", required=True, help="Run folder (created; reused to resume).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Planned epochs [default per arch: 40].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default per arch: 16]")
+@click.option("--image-size", type=click.IntRange(min=32), default=None, help="Input side S [default: the arch's shipping size].")
+@click.option("--learning-rate", type=click.FloatRange(min=0), default=None, help="Peak learning rate [default per arch].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--time-budget-minutes",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIME_BUDGET_MINUTES,
+    show_default=True,
+    help="Stop cleanly after this much training time (summed over resumes); 0 = no limit.",
+)
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None, help="Batches per epoch [default: one pass].")
+@click.option("--validation-steps", type=click.IntRange(min=1), default=None, help="Validation batches [default: all].")
+@click.option("--source-groups", default=None, help="Comma-separated source groups to train on.")
+@click.option(
+    "--exclude-source-groups",
+    default=None,
+    help="Comma-separated groups (or prefixes) to leave out [default: 'bsds' for the identifier].",
+)
+@click.option(
+    "--positives-only/--all-examples",
+    default=None,
+    help="Train only on blurred examples [default: yes for the identifier].",
+)
+@click.option("--loss", type=click.Choice(["bce", "bce_dice", "mse"]), default=None, help="[default per arch]")
+@click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True, help="Early stopping patience (epochs).")
+@click.option(
+    "--letterbox-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.25,
+    show_default=True,
+    help="Share of training examples shown whole and letterboxed instead of cropped.",
+)
+@click.option("--cache/--no-cache", default=False, show_default=True, help="Cache the encoded training records in memory.")
+@click.option("--resume/--restart", default=True, show_default=True, help="Continue the run in --out, or start over.")
+@click.pass_context
+def train_command(ctx: click.Context, task: str, data: str, arch: str | None, out: str, **options) -> None:
+    """Train a blur classifier or blur identifier (TASK) on a synthetic data set."""
+    from sbdn_pipeline import architectures
+    from sbdn_pipeline.training import train as training
+
+    arch = arch or (
+        architectures.DEFAULT_CLASSIFIER if task == "classifier" else architectures.DEFAULT_IDENTIFIER
+    )
+    budget_minutes = options.pop("time_budget_minutes")
+    try:
+        architectures.architecture_class(arch)  # an unknown name fails before any work
+        result = training.train(
+            task,
+            data,
+            arch,
+            out,
+            time_budget_s=budget_minutes * 60.0 if budget_minutes else None,
+            source_groups=_comma_list(options.pop("source_groups")),
+            exclude_source_groups=_comma_list(options.pop("exclude_source_groups")),
+            command=_command_line(ctx),
+            log=click.echo,
+            **options,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"model: {result.model_path} (best epoch {result.best_epoch} of {result.epochs_run}, "
+        f"{result.stopped_because}, {result.wall_time_s / 60:.1f} min)"
+    )
+    click.echo(f"summary: {result.summary_path}")
+
+
+@click.command("evaluate", epilog=EPILOG_EVALUATE)
+@click.option("--data", required=True, help="Data set folder, or folder/glob/manifest of images.")
+@click.option("--classifier", "classifier_path", default=None, help="Classifier .keras file.")
+@click.option("--identifier", "identifier_path", default=None, help="Identifier .keras file.")
+@click.option("--out", required=True, help="Folder for metrics.json, CSV files and plots.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_BLUR_THRESHOLD,
+    show_default=True,
+    help="Classifier decision threshold (the shipped one by default).",
+)
+@click.option("--mask-threshold", type=click.FloatRange(0, 1), default=DEFAULT_MASK_THRESHOLD, show_default=True)
+@click.option("--baselines/--no-baselines", default=True, show_default=True, help="Also run the Laplacian baselines.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Evaluate only the first N images.")
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def evaluate_command(
+    data: str,
+    classifier_path: str | None,
+    identifier_path: str | None,
+    out: str,
+    split: str,
+    threshold: float,
+    mask_threshold: float,
+    baselines: bool,
+    batch_size: int,
+    max_examples: int | None,
+    plots: bool,
+) -> None:
+    """Measure models (and Laplacian baselines) on a data set split or a folder of images."""
+    from sbdn_pipeline.inference import ModelFileError
+    from sbdn_pipeline.inputs import InputError
+    from sbdn_pipeline.training import evaluate as evaluation
+
+    if not (classifier_path or identifier_path or baselines):
+        raise click.UsageError("give --classifier and/or --identifier, or keep --baselines")
+    try:
+        evaluation.evaluate(
+            data,
+            out,
+            classifier=classifier_path,
+            identifier=identifier_path,
+            baselines=baselines,
+            threshold=threshold,
+            mask_threshold=mask_threshold,
+            split=split,
+            batch_size=batch_size,
+            max_examples=max_examples,
+            make_plots=plots,
+            log=click.echo,
+        )
+    except (ValueError, FileNotFoundError, ModelFileError, InputError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"metrics: {out}/metrics.json")
