@@ -118,19 +118,19 @@ class SourcePhoto:
 
 
 def source_root(input_spec: str) -> str:
-    """The folder that relative paths (and hence source ids and groups) are taken from."""
-    spec = input_spec.rstrip("/") if not input_spec.endswith("://") else input_spec
-    if not inputs.is_remote(spec) and os.path.isdir(spec):
-        return os.path.abspath(spec)
-    glob_at = min((spec.find(c) for c in "*?[" if c in spec), default=-1)
-    static = spec[:glob_at] if glob_at >= 0 else spec
-    if inputs.is_remote(spec):
-        if glob_at < 0 and not input_spec.endswith("/"):
-            return posixpath.dirname(static)
-        return static if static.endswith("/") or glob_at < 0 else posixpath.dirname(static)
-    if glob_at >= 0:
-        return os.path.abspath(os.path.dirname(static) if not static.endswith(os.sep) else static)
-    return os.path.dirname(os.path.abspath(spec))
+    """The folder that relative paths (and hence source ids and groups) are taken from.
+
+    A folder is its own root (``gs://bucket/photos/`` too); a glob's root is the folder before
+    its first wildcard (``photos/2026-*/*.jpg`` -> ``photos``); a single file's is its folder.
+    """
+    remote = inputs.is_remote(input_spec)
+    if (remote and input_spec.endswith("/")) or (not remote and os.path.isdir(input_spec)):
+        root = input_spec.rstrip("/")
+    else:
+        wildcards = [i for i in (input_spec.find(c) for c in "*?[") if i >= 0]
+        static = input_spec[: min(wildcards, default=len(input_spec))]
+        root = posixpath.dirname(static) if remote else os.path.dirname(static)
+    return root if remote else os.path.abspath(root or ".")
 
 
 def relative_to_root(path: str, root: str) -> str:
@@ -192,7 +192,11 @@ def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
         inputs.check_input(spec)
     except inputs.InputError as exc:
         raise FileNotFoundError(str(exc)) from exc
-    paths = list(inputs.expand_input(spec, exclude=None if inputs.is_remote(options.output) else options.output))
+    paths = list(
+        inputs.expand_input(
+            spec, exclude=None if inputs.is_remote(options.output) else options.output
+        )
+    )
     if not inputs.is_manifest(spec):
         paths = [p for p in paths if p.lower().endswith(IMAGE_SUFFIXES)]
     if not paths:
@@ -212,7 +216,9 @@ def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
                 relative_path=relative,
                 source_id=source_id,
                 source_group=source_group_of(relative, root),
-                split=assign_split(source_id, options.seed, options.val_fraction, options.test_fraction),
+                split=assign_split(
+                    source_id, options.seed, options.val_fraction, options.test_fraction
+                ),
             )
         )
     return photos
@@ -279,7 +285,14 @@ def count_table(summaries: Iterable[dict]) -> dict:
     for row in summaries:
         split = table.setdefault(
             row[features.SPLIT],
-            {"examples": 0, "source_photos": 0, "label": {}, "blur_kind": {}, "region_shape": {}, "source_group": {}},
+            {
+                "examples": 0,
+                "source_photos": 0,
+                "label": {},
+                "blur_kind": {},
+                "region_shape": {},
+                "source_group": {},
+            },
         )
         split["examples"] += 1
         for key, name in (
@@ -353,9 +366,15 @@ def prepare_output(output: str, overwrite: bool) -> None:
     Raises:
         FileExistsError: if ``output`` already holds a data set and ``overwrite`` is False.
     """
-    existing = [FileSystems.join(output, features.MANIFEST_JSON), FileSystems.join(output, features.MANIFEST_PARQUET)]
+    existing = [
+        FileSystems.join(output, features.MANIFEST_JSON),
+        FileSystems.join(output, features.MANIFEST_PARQUET),
+    ]
     for split in features.SPLITS:
-        existing += [m.path for m in FileSystems.match([features.shard_pattern(output, split)])[0].metadata_list]
+        existing += [
+            m.path
+            for m in FileSystems.match([features.shard_pattern(output, split)])[0].metadata_list
+        ]
     existing = [path for path in existing if FileSystems.exists(path)]
     if existing and not overwrite:
         raise FileExistsError(
@@ -498,7 +517,9 @@ class WriteManifest(beam.PTransform):
         return manifest
 
 
-def build_pipeline(p: beam.Pipeline, options: MakeDatasetOptions, photos: list[SourcePhoto] | None = None):
+def build_pipeline(
+    p: beam.Pipeline, options: MakeDatasetOptions, photos: list[SourcePhoto] | None = None
+):
     """Add the make-dataset graph to ``p``.
 
     Args:
@@ -518,13 +539,15 @@ def build_pipeline(p: beam.Pipeline, options: MakeDatasetOptions, photos: list[S
     }
     listed = p | "ListSourcePhotos" >> ListSourcePhotos(photos)
     outputs = listed | "SynthesizeExamples" >> SynthesizeExamples(options)
-    written = outputs[EXAMPLES] | "WriteTFRecordShards" >> WriteTFRecordShards(options.output, shards)
-    written_files = (
-        tuple(written.values()) | "MergeWrittenFiles" >> beam.Flatten()
+    written = outputs[EXAMPLES] | "WriteTFRecordShards" >> WriteTFRecordShards(
+        options.output, shards
     )
-    return (outputs[SUMMARIES], outputs[REJECTED], written_files) | "WriteManifest" >> WriteManifest(
-        options, shards
-    )
+    written_files = tuple(written.values()) | "MergeWrittenFiles" >> beam.Flatten()
+    return (
+        outputs[SUMMARIES],
+        outputs[REJECTED],
+        written_files,
+    ) | "WriteManifest" >> WriteManifest(options, shards)
 
 
 def run(
@@ -544,12 +567,15 @@ def run(
     if photos is None:
         photos = list_source_photos(options)
     prepare_output(options.output, options.overwrite)
-    LOGGER.info("make-dataset: %d source photos, %d variants each", len(photos), options.variants_per_image)
+    LOGGER.info(
+        "make-dataset: %d source photos, %d variants each", len(photos), options.variants_per_image
+    )
     pipeline_options = make_pipeline_options(list(beam_args or []))
     with beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options) as p:
         build_pipeline(p, options, photos)
     with FileSystems.open(
-        FileSystems.join(options.output, features.MANIFEST_JSON), compression_type=CompressionTypes.UNCOMPRESSED
+        FileSystems.join(options.output, features.MANIFEST_JSON),
+        compression_type=CompressionTypes.UNCOMPRESSED,
     ) as handle:
         return json.loads(handle.read().decode("utf-8"))
 

@@ -27,7 +27,9 @@ Any option not listed above is passed to Apache Beam.
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     epilog=EPILOG_MAKE,
 )
-@click.option("--sharp-images", required=True, help="Folder, glob, manifest or cloud path of sharp photos.")
+@click.option(
+    "--sharp-images", required=True, help="Folder, glob, manifest or cloud path of sharp photos."
+)
 @click.option("--output", required=True, help="Data set folder to create (local or cloud).")
 @click.option(
     "--variants-per-image",
@@ -35,9 +37,15 @@ Any option not listed above is passed to Apache Beam.
     default=None,
     help="Examples per photo, half sharp, half blurred [default: 8 realistic, 2 original].",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits and synthesis.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
-@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of splits and synthesis."
+)
+@click.option(
+    "--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
+)
+@click.option(
+    "--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
+)
 @click.option(
     "--preset",
     type=click.Choice(["realistic", "original"]),
@@ -52,9 +60,7 @@ Any option not listed above is passed to Apache Beam.
     show_default=True,
     help="Stored images are capped to this long side (realistic preset).",
 )
-@click.option(
-    "--examples-per-shard", type=click.IntRange(min=1), default=128, show_default=True
-)
+@click.option("--examples-per-shard", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a data set already in --output.")
 @click.pass_context
 def make_dataset_command(
@@ -133,7 +139,9 @@ def format_summary(manifest: dict, elapsed_s: float | None = None) -> str:
 @click.argument("data_dir", metavar="OUT")
 @click.option("--n", "count", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--png", "png_path", required=True, help="Where to write the grid image.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True)
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True
+)
 @click.option("--tile-size", type=click.IntRange(min=64), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Which examples to pick.")
 @click.option(
@@ -177,4 +185,3 @@ def show_dataset_command(
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {png_path} ({written} examples from {data_dir}/{split})", err=True)
-

@@ -47,7 +47,16 @@ WIDTH = "width"  # int64: stored image width
 VARIANT = "variant"  # int64: index of this example among the variants of its source photo
 DEGRADATIONS = "degradations"  # bytes: comma-separated non-blur changes, e.g. "noise,jpeg"
 
-STRING_FEATURES = (IMAGE, MASK, BLUR_KIND, REGION_SHAPE, SOURCE_ID, SOURCE_GROUP, SPLIT, DEGRADATIONS)
+STRING_FEATURES = (
+    IMAGE,
+    MASK,
+    BLUR_KIND,
+    REGION_SHAPE,
+    SOURCE_ID,
+    SOURCE_GROUP,
+    SPLIT,
+    DEGRADATIONS,
+)
 INT_FEATURES = (LABEL, HEIGHT, WIDTH, VARIANT)
 FLOAT_FEATURES = (STRENGTH, AREA_FRACTION)
 ALL_FEATURES = STRING_FEATURES + INT_FEATURES + FLOAT_FEATURES

@@ -19,7 +19,9 @@ def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     pad_y, pad_x = kernel.shape[0] // 2, kernel.shape[1] // 2
     mode = "reflect" if min(image.shape[:2]) > max(pad_y, pad_x) else "symmetric"
     padded = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode=mode)
-    blurred = signal.fftconvolve(padded, kernel[:, :, None].astype(np.float32), mode="valid", axes=(0, 1))
+    blurred = signal.fftconvolve(
+        padded, kernel[:, :, None].astype(np.float32), mode="valid", axes=(0, 1)
+    )
     return blurred.astype(np.float32)
 
 
@@ -47,7 +49,9 @@ def blur_depth_varying(
     sigmas = np.geomspace(s_min, s_max, levels)
     stack = [convolve(image, spec.kernel(float(s))) for s in sigmas]
     # Fractional level index of every pixel in log-strength space.
-    position = np.interp(np.log(np.clip(strength_map, s_min, s_max)), np.log(sigmas), np.arange(levels))
+    position = np.interp(
+        np.log(np.clip(strength_map, s_min, s_max)), np.log(sigmas), np.arange(levels)
+    )
     lower = np.floor(position).astype(int).clip(0, levels - 2)
     weight = (position - lower)[..., None].astype(np.float32)
     result = np.zeros_like(stack[0])

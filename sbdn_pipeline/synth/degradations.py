@@ -42,7 +42,9 @@ def downscale(image: np.ndarray, factor: float) -> np.ndarray:
     return resize_to(image, max(1, round(width * factor)), max(1, round(height * factor)))
 
 
-def random_crop(image: np.ndarray, rng: np.random.Generator, min_fraction: float = 0.4) -> np.ndarray:
+def random_crop(
+    image: np.ndarray, rng: np.random.Generator, min_fraction: float = 0.4
+) -> np.ndarray:
     """A random crop keeping between ``min_fraction`` and all of each side."""
     height, width = image.shape[:2]
     crop_h = int(round(height * rng.uniform(min_fraction, 1.0)))
@@ -77,10 +79,10 @@ def low_texture_crop(
     for _ in range(candidates):
         top = int(rng.integers(0, height - side + 1))
         left = int(rng.integers(0, width - side + 1))
-        t, l, s = top // 4, left // 4, max(1, side // 4)
-        b, r = min(t + s, energy.shape[0]), min(l + s, energy.shape[1])
-        score = integral[b, r] - integral[t, r] - integral[b, l] + integral[t, l]
-        score /= max(1, (b - t) * (r - l))
+        y0, x0, small_side = top // 4, left // 4, max(1, side // 4)
+        y1, x1 = min(y0 + small_side, energy.shape[0]), min(x0 + small_side, energy.shape[1])
+        score = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        score /= max(1, (y1 - y0) * (x1 - x0))
         if score < best_score:
             best, best_score = (top, left), score
     top, left = best
@@ -93,7 +95,9 @@ def darken_night(image: np.ndarray, gamma: float, gain: float) -> np.ndarray:
     return (normalised**gamma) * gain * 255.0
 
 
-def add_sensor_noise(image: np.ndarray, rng: np.random.Generator, read_sigma: float, shot_scale: float) -> np.ndarray:
+def add_sensor_noise(
+    image: np.ndarray, rng: np.random.Generator, read_sigma: float, shot_scale: float
+) -> np.ndarray:
     """Signal-dependent sensor noise: Gaussian read noise plus shot noise ~ sqrt(intensity).
 
     Args:

@@ -39,9 +39,9 @@ def caption_for(example: dict) -> str:
         first, second = "SHARP", size
     else:
         first = f"BLUR {text(example['blur_kind'])} {text(example['region_shape'])}"
-        second = (
-            f"s={float(example['strength']):.1f}px a={100 * float(example['area_fraction']):.0f}% {size}"
-        )
+        strength = float(example["strength"])
+        area = 100 * float(example["area_fraction"])
+        second = f"s={strength:.1f}px a={area:.0f}% {size}"
     third = f"{text(example['source_group'])} [{text(example['degradations']) or '-'}]"
     return f"{first}\n{second}\n{third}"
 
@@ -50,13 +50,21 @@ def render_tile(image: np.ndarray, mask: np.ndarray, caption: str, tile_size: in
     """One grid cell: the image fitted into tile_size x tile_size, mask outlined, captioned."""
     picture = Image.fromarray(image)
     picture.thumbnail((tile_size, tile_size), Image.LANCZOS)
-    small_mask = np.asarray(
-        Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255).resize(picture.size, Image.NEAREST)
-    ) > 0
+    small_mask = (
+        np.asarray(
+            Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255).resize(
+                picture.size, Image.NEAREST
+            )
+        )
+        > 0
+    )
     pixels = np.asarray(picture).copy()
     pixels[mask_outline(small_mask)] = OUTLINE_COLOUR
     cell = Image.new("RGB", (tile_size, tile_size + CAPTION_HEIGHT), (255, 255, 255))
-    cell.paste(Image.fromarray(pixels), ((tile_size - picture.width) // 2, (tile_size - picture.height) // 2))
+    cell.paste(
+        Image.fromarray(pixels),
+        ((tile_size - picture.width) // 2, (tile_size - picture.height) // 2),
+    )
     ImageDraw.Draw(cell).multiline_text(
         (3, tile_size + 2), caption, fill=(0, 0, 0), font=_font(), spacing=2
     )
@@ -77,7 +85,9 @@ def make_grid(tiles: list[Image.Image], columns: int | None = None, gap: int = 4
     columns = columns or math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / columns)
     width, height = tiles[0].size
-    sheet = Image.new("RGB", (columns * (width + gap) + gap, rows * (height + gap) + gap), (230, 230, 230))
+    sheet = Image.new(
+        "RGB", (columns * (width + gap) + gap, rows * (height + gap) + gap), (230, 230, 230)
+    )
     for index, tile in enumerate(tiles):
         row, column = divmod(index, columns)
         sheet.paste(tile, (gap + column * (width + gap), gap + row * (height + gap)))
@@ -142,9 +152,13 @@ def write_grid(
     examples = pick_examples(data_dir, split, count, seed, positives_fraction)
     if not examples:
         raise FileNotFoundError(f"split '{split}' of '{data_dir}' has no examples")
-    tiles = [render_tile(e["image"], e["mask"][..., 0], caption_for(e), tile_size) for e in examples]
+    tiles = [
+        render_tile(e["image"], e["mask"][..., 0], caption_for(e), tile_size) for e in examples
+    ]
     sheet = make_grid(tiles)
     if max_colours:
-        sheet = sheet.quantize(colors=max_colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        sheet = sheet.quantize(
+            colors=max_colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
     sheet.save(png_path, format="PNG", optimize=True)
     return len(examples)

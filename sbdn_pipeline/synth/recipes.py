@@ -129,7 +129,9 @@ class OriginalRecipe:
         return {"preset": "original", **dataclasses.asdict(self)}
 
 
-def recipe_for_preset(preset: str, *, max_long_side: int = 1024) -> RealisticRecipe | OriginalRecipe:
+def recipe_for_preset(
+    preset: str, *, max_long_side: int = 1024
+) -> RealisticRecipe | OriginalRecipe:
     """The recipe object of a preset name."""
     if preset == "realistic":
         return RealisticRecipe(max_long_side=max_long_side)
@@ -156,7 +158,7 @@ def synthesize(
 
 
 def synthesize_original(
-    image: np.ndarray, *, positive: bool, recipe: OriginalRecipe = OriginalRecipe()
+    image: np.ndarray, *, positive: bool, recipe: OriginalRecipe | None = None
 ) -> SyntheticExample:
     """The original research recipe, step for step.
 
@@ -171,6 +173,7 @@ def synthesize_original(
     The only deviation: the original used x=400 even for photos narrower than 400 px (Pillow
     then pads the crop with black); we clip the box to the photo.
     """
+    recipe = recipe or OriginalRecipe()
     size = (recipe.output_size, recipe.output_size)
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=recipe.source_jpeg_quality)
@@ -348,9 +351,7 @@ def synthesize_realistic(
     if depth is None and rng.random() < recipe.depth_varying_probability:
         depth = regions.linear_depth_ramp(height, width, rng)
     if depth is not None:
-        strength_map = sigma * (
-            recipe.min_depth_strength + (1 - recipe.min_depth_strength) * depth
-        )
+        strength_map = sigma * (recipe.min_depth_strength + (1 - recipe.min_depth_strength) * depth)
         strength_map = np.maximum(strength_map, recipe.min_sigma_px)
         blurred = blur_depth_varying(framed, spec, strength_map)
         nominal = float(strength_map[mask.astype(bool)].mean())

@@ -103,9 +103,7 @@ def _random_star_polygon(
     return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a, r in zip(angles, radii)]
 
 
-def _rasterise_polygon(
-    height: int, width: int, vertices: list[tuple[float, float]]
-) -> np.ndarray:
+def _rasterise_polygon(height: int, width: int, vertices: list[tuple[float, float]]) -> np.ndarray:
     canvas = Image.new("L", (width, height), 0)
     ImageDraw.Draw(canvas).polygon(vertices, fill=255)
     return np.asarray(canvas) > 127
@@ -119,9 +117,7 @@ def polygon_alpha(
     return feather(_rasterise_polygon(height, width, vertices), feather_px)
 
 
-def blob_alpha(
-    height: int, width: int, rng: np.random.Generator, feather_px: float
-) -> np.ndarray:
+def blob_alpha(height: int, width: int, rng: np.random.Generator, feather_px: float) -> np.ndarray:
     """An organic blob: a random polygon whose outline is smoothed into curves."""
     vertices = _random_star_polygon(height, width, rng, spikiness=0.45)
     hard = _rasterise_polygon(height, width, vertices)
@@ -132,9 +128,14 @@ def blob_alpha(
     rounded_small = ndimage.gaussian_filter(small, sigma=rounding) >= 0.5
     if not rounded_small.any():
         return feather(hard, feather_px)
-    rounded = np.asarray(
-        Image.fromarray(rounded_small.astype(np.uint8) * 255).resize((width, height), Image.BILINEAR)
-    ) >= 128
+    rounded = (
+        np.asarray(
+            Image.fromarray(rounded_small.astype(np.uint8) * 255).resize(
+                (width, height), Image.BILINEAR
+            )
+        )
+        >= 128
+    )
     return feather(rounded, feather_px)
 
 

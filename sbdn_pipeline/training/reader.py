@@ -56,7 +56,11 @@ def decode_parsed(parsed: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         blur_kind, region_shape, source_id, source_group, split, degradations (tf.string),
         strength, area_fraction (float32), height, width, variant (int64).
     """
-    out = {name: parsed[name] for name in features.ALL_FEATURES if name not in (features.IMAGE, features.MASK)}
+    out = {
+        name: parsed[name]
+        for name in features.ALL_FEATURES
+        if name not in (features.IMAGE, features.MASK)
+    }
     image = tf.io.decode_image(parsed[features.IMAGE], channels=3, expand_animations=False)
     image = tf.ensure_shape(image, [None, None, 3])
     mask = tf.io.decode_png(parsed[features.MASK], channels=1)
@@ -122,13 +126,17 @@ def letterbox_geometry(height: tf.Tensor, width: tf.Tensor, size: int) -> tuple[
 
 def letterbox_pair(image: tf.Tensor, mask: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Fit image (H, W, 3) and mask (H, W, 1) into size x size, centred, zero (black) padding."""
-    content_h, content_w, top, left = letterbox_geometry(tf.shape(image)[0], tf.shape(image)[1], size)
+    content_h, content_w, top, left = letterbox_geometry(
+        tf.shape(image)[0], tf.shape(image)[1], size
+    )
     stacked = tf.concat([tf.cast(image, tf.float32), mask], axis=-1)
     stacked = _resize(stacked, tf.stack([content_h, content_w]))
     stacked = tf.image.pad_to_bounding_box(stacked, top, left, size, size)
     stacked = tf.ensure_shape(stacked, [size, size, 4])
     # Area resizing can overshoot by a few ulps; keep the documented ranges exact.
-    return tf.clip_by_value(stacked[..., :3], 0.0, 255.0), tf.clip_by_value(stacked[..., 3:], 0.0, 1.0)
+    return tf.clip_by_value(stacked[..., :3], 0.0, 255.0), tf.clip_by_value(
+        stacked[..., 3:], 0.0, 1.0
+    )
 
 
 def random_crop_pair(
@@ -169,9 +177,15 @@ def random_crop_pair(
         largest = tf.minimum(short, tf.cast(size * max_crop_scale, tf.int32))
     largest = tf.maximum(largest, size)
     seeds = tf.random.experimental.stateless_split(seed, num=4)
-    side = tf.random.stateless_uniform([], seeds[0], minval=size, maxval=largest + 1, dtype=tf.int32)
-    top = tf.random.stateless_uniform([], seeds[1], minval=0, maxval=height - side + 1, dtype=tf.int32)
-    left = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=width - side + 1, dtype=tf.int32)
+    side = tf.random.stateless_uniform(
+        [], seeds[0], minval=size, maxval=largest + 1, dtype=tf.int32
+    )
+    top = tf.random.stateless_uniform(
+        [], seeds[1], minval=0, maxval=height - side + 1, dtype=tf.int32
+    )
+    left = tf.random.stateless_uniform(
+        [], seeds[2], minval=0, maxval=width - side + 1, dtype=tf.int32
+    )
     crop = stacked[top : top + side, left : left + side]
     crop = tf.image.resize(crop, [size, size], method="area")
     crop = tf.image.stateless_random_flip_left_right(crop, seeds[3])
@@ -272,7 +286,9 @@ def make_training_dataset(
         parse_serialized, num_parallel_calls=tf.data.AUTOTUNE
     )
     if source_groups is not None or positives_only:
-        dataset = dataset.filter(lambda parsed: _keep_example(parsed, source_groups, positives_only))
+        dataset = dataset.filter(
+            lambda parsed: _keep_example(parsed, source_groups, positives_only)
+        )
     if cache and training:
         dataset = dataset.cache()
     if training:
@@ -294,7 +310,11 @@ def make_training_dataset(
         def augment(parsed: dict, example_seed: tf.Tensor):
             decoded = decode_parsed(parsed)
             image, mask = random_crop_pair(
-                decoded[features.IMAGE], decoded[features.MASK], image_size, example_seed, max_crop_scale
+                decoded[features.IMAGE],
+                decoded[features.MASK],
+                image_size,
+                example_seed,
+                max_crop_scale,
             )
             return to_targets(image, mask)
 
@@ -308,7 +328,9 @@ def make_training_dataset(
 
         def view(parsed: dict):
             decoded = decode_parsed(parsed)
-            image, mask = letterbox_pair(decoded[features.IMAGE], decoded[features.MASK], image_size)
+            image, mask = letterbox_pair(
+                decoded[features.IMAGE], decoded[features.MASK], image_size
+            )
             return to_targets(image, mask)
 
         dataset = dataset.map(view, num_parallel_calls=tf.data.AUTOTUNE)

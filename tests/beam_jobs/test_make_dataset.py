@@ -22,8 +22,14 @@ GROUPS = {"street": 5, "nature": 4}
 
 def _options(source: str, output: str, **overrides) -> make_dataset.MakeDatasetOptions:
     settings = dict(
-        sharp_images=source, output=output, variants_per_image=2, seed=0,
-        val_fraction=0.25, test_fraction=0.25, max_long_side=112, examples_per_shard=4,
+        sharp_images=source,
+        output=output,
+        variants_per_image=2,
+        seed=0,
+        val_fraction=0.25,
+        test_fraction=0.25,
+        max_long_side=112,
+        examples_per_shard=4,
     )
     settings.update(overrides)
     return make_dataset.MakeDatasetOptions(**settings)
@@ -115,6 +121,7 @@ def test_same_seed_writes_the_same_examples(dataset: dict, source_folder: str, t
     make_dataset.run(_options(source_folder, str(tmp_path)))
     again = _examples(str(tmp_path))
     for split in features.SPLITS:
+
         def key(e):
             return (e[features.SOURCE_ID], e[features.VARIANT])
 
@@ -140,17 +147,39 @@ def test_source_ids_and_groups_come_from_paths_below_the_source_folder(source_fo
     assert all(p.source_id == make_dataset.make_source_id(p.relative_path) for p in photos)
 
 
+def test_source_root_is_the_folder_before_any_wildcard(source_folder: str) -> None:
+    assert make_dataset.source_root(source_folder) == source_folder
+    assert make_dataset.source_root(source_folder + "/*/*.jpg") == source_folder
+    assert make_dataset.source_root(source_folder + "/street/photo_00.jpg") == os.path.join(
+        source_folder, "street"
+    )
+    assert make_dataset.source_root("gs://bucket/sharp/") == "gs://bucket/sharp"
+    assert make_dataset.source_root("gs://bucket/sharp/2026-*/*.jpg") == "gs://bucket/sharp"
+
+
+def test_glob_source_gives_the_same_ids_and_groups_as_its_folder(source_folder: str) -> None:
+    by_folder = make_dataset.list_source_photos(_options(source_folder, "/unused"))
+    by_glob = make_dataset.list_source_photos(_options(source_folder + "/*/*.jpg", "/unused"))
+    assert sorted((p.source_id, p.source_group, p.split) for p in by_folder) == sorted(
+        (p.source_id, p.source_group, p.split) for p in by_glob
+    )
+
+
 def test_source_that_matches_nothing_fails_before_the_pipeline(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         make_dataset.list_source_photos(_options(str(tmp_path / "missing"), str(tmp_path / "out")))
 
 
-def test_existing_dataset_is_not_overwritten_without_the_flag(dataset: dict, source_folder: str) -> None:
+def test_existing_dataset_is_not_overwritten_without_the_flag(
+    dataset: dict, source_folder: str
+) -> None:
     with pytest.raises(FileExistsError, match="--overwrite"):
         make_dataset.prepare_output(dataset["output"], overwrite=False)
 
 
-def test_cli_original_preset_makes_224_px_examples_with_a_rectangle(source_folder: str, tmp_path) -> None:
+def test_cli_original_preset_makes_224_px_examples_with_a_rectangle(
+    source_folder: str, tmp_path
+) -> None:
     output = str(tmp_path / "original")
     result = CliRunner().invoke(
         make_dataset_command,
@@ -174,7 +203,8 @@ def test_cli_original_preset_makes_224_px_examples_with_a_rectangle(source_folde
 
 def test_cli_reports_a_missing_source_folder_clearly(tmp_path) -> None:
     result = CliRunner().invoke(
-        make_dataset_command, ["--sharp-images", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]
+        make_dataset_command,
+        ["--sharp-images", str(tmp_path / "nope"), "--output", str(tmp_path / "o")],
     )
     assert result.exit_code != 0
     assert "does not exist" in result.output

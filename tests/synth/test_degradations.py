@@ -24,7 +24,9 @@ def test_night_darkening_lowers_brightness() -> None:
 
 def test_sensor_noise_adds_variation_around_the_signal() -> None:
     flat = np.full((64, 64, 3), 100, dtype=np.uint8)
-    noisy = degradations.add_sensor_noise(flat, np.random.default_rng(0), read_sigma=3.0, shot_scale=0.2)
+    noisy = degradations.add_sensor_noise(
+        flat, np.random.default_rng(0), read_sigma=3.0, shot_scale=0.2
+    )
     assert abs(noisy.mean() - 100) < 1
     assert 2 < noisy.std() < 8
 

@@ -41,7 +41,9 @@ def test_blur_removes_fine_detail_inside_the_mask_and_not_outside(seed: int) -> 
     margin = int(6 * example.strength) + 8
     inside, outside = _cores(example.mask, margin)
     assert inside.any(), "the blurred region should have a core away from its border"
-    assert energy_ratio[inside].mean() < 0.75 * (source_energy[inside].mean() / source_energy.mean())
+    assert energy_ratio[inside].mean() < 0.75 * (
+        source_energy[inside].mean() / source_energy.mean()
+    )
     if outside.sum() > 200:
         kept = energy_ratio[outside].mean() / (source_energy[outside].mean() / source_energy.mean())
         assert kept > 0.9
@@ -65,7 +67,10 @@ def test_blurred_region_has_less_detail_than_the_rest_even_with_degradations() -
 @pytest.mark.parametrize("seed", range(6))
 def test_sharp_negatives_have_empty_mask_and_no_blur_metadata(seed: int) -> None:
     example = recipes.synthesize(
-        textured_photo(150, 200, seed), recipes.RealisticRecipe(), np.random.default_rng(seed), positive=False
+        textured_photo(150, 200, seed),
+        recipes.RealisticRecipe(),
+        np.random.default_rng(seed),
+        positive=False,
     )
     assert example.label == 0
     assert not example.mask.any()
@@ -77,7 +82,10 @@ def test_sharp_negatives_have_empty_mask_and_no_blur_metadata(seed: int) -> None
 def test_positive_metadata_is_consistent_with_its_mask() -> None:
     for seed in range(8):
         example = recipes.synthesize(
-            textured_photo(160, 240, seed), recipes.RealisticRecipe(), np.random.default_rng(seed), positive=True
+            textured_photo(160, 240, seed),
+            recipes.RealisticRecipe(),
+            np.random.default_rng(seed),
+            positive=True,
         )
         assert example.mask.shape == example.image.shape[:2]
         assert example.area_fraction == pytest.approx(example.mask.mean())
@@ -88,20 +96,31 @@ def test_positive_metadata_is_consistent_with_its_mask() -> None:
 
 def test_same_generator_seed_gives_the_same_example() -> None:
     photo = textured_photo(128, 160, 0)
-    first = recipes.synthesize(photo, recipes.RealisticRecipe(), np.random.default_rng([7, 1]), positive=True)
-    again = recipes.synthesize(photo, recipes.RealisticRecipe(), np.random.default_rng([7, 1]), positive=True)
-    other = recipes.synthesize(photo, recipes.RealisticRecipe(), np.random.default_rng([7, 2]), positive=True)
+    first = recipes.synthesize(
+        photo, recipes.RealisticRecipe(), np.random.default_rng([7, 1]), positive=True
+    )
+    again = recipes.synthesize(
+        photo, recipes.RealisticRecipe(), np.random.default_rng([7, 1]), positive=True
+    )
+    other = recipes.synthesize(
+        photo, recipes.RealisticRecipe(), np.random.default_rng([7, 2]), positive=True
+    )
     np.testing.assert_array_equal(first.image, again.image)
     np.testing.assert_array_equal(first.mask, again.mask)
     assert (first.blur_kind, first.strength) == (again.blur_kind, again.strength)
-    assert not np.array_equal(first.image, other.image) or not np.array_equal(first.mask, other.mask)
+    assert not np.array_equal(first.image, other.image) or not np.array_equal(
+        first.mask, other.mask
+    )
 
 
 def test_realistic_examples_are_capped_to_the_long_side_limit() -> None:
     recipe = dataclasses.replace(recipes.RealisticRecipe(max_long_side=100), min_short_side=32)
     for seed in range(5):
         example = recipes.synthesize(
-            textured_photo(150, 300, seed), recipe, np.random.default_rng(seed), positive=seed % 2 == 1
+            textured_photo(150, 300, seed),
+            recipe,
+            np.random.default_rng(seed),
+            positive=seed % 2 == 1,
         )
         assert max(example.image.shape[:2]) <= 100
 
@@ -126,7 +145,10 @@ def test_original_preset_is_224_square_with_one_hard_edged_rectangle() -> None:
 
 def test_original_preset_negative_is_the_resized_photo() -> None:
     example = recipes.synthesize(
-        textured_photo(300, 480, 1), recipes.OriginalRecipe(), np.random.default_rng(0), positive=False
+        textured_photo(300, 480, 1),
+        recipes.OriginalRecipe(),
+        np.random.default_rng(0),
+        positive=False,
     )
     assert example.image.shape == (224, 224, 3)
     assert example.label == 0 and not example.mask.any()

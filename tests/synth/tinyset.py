@@ -35,7 +35,9 @@ def laplacian_energy(image: np.ndarray) -> np.ndarray:
     return np.abs(ndimage.laplace(grey))
 
 
-def write_photo_folder(folder: str, groups: dict[str, int], size=(96, 128), corrupt: bool = True) -> list[str]:
+def write_photo_folder(
+    folder: str, groups: dict[str, int], size=(96, 128), corrupt: bool = True
+) -> list[str]:
     """Write textured JPEG photos in sub-folders ``{group: count}`` (plus one corrupt file)."""
     paths = []
     seed = 0
@@ -100,7 +102,9 @@ def write_records(data_dir: str, split: str, records: list[dict], shards: int = 
     return paths
 
 
-def half_blurred(height: int, width: int, seed: int, sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+def half_blurred(
+    height: int, width: int, seed: int, sigma: float = 3.0
+) -> tuple[np.ndarray, np.ndarray]:
     """A textured photo whose left half is Gaussian-blurred, and that half's mask."""
     photo = textured_photo(height, width, seed)
     blurred = ndimage.gaussian_filter(photo.astype(np.float32), sigma=(sigma, sigma, 0))

@@ -21,20 +21,31 @@ def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> dict:
     records = []
     for index in range(3):
         image, mask = tinyset.half_blurred(96, 128, seed=index)
-        records.append(tinyset.record(image, mask, source_id=f"{index:016x}", source_group="group_a"))
+        records.append(
+            tinyset.record(image, mask, source_id=f"{index:016x}", source_group="group_a")
+        )
         sharp = tinyset.textured_photo(96, 128, seed=10 + index)
         records.append(
-            tinyset.record(sharp, np.zeros((96, 128), np.uint8), source_id=f"{index:016x}",
-                           source_group="group_b", variant=0)
+            tinyset.record(
+                sharp,
+                np.zeros((96, 128), np.uint8),
+                source_id=f"{index:016x}",
+                source_group="group_b",
+                variant=0,
+            )
         )
     image, _ = tinyset.half_blurred(80, 400, seed=7)
     narrow_mask = np.zeros((80, 400), np.uint8)
     narrow_mask[:, :40] = 1
-    records.append(tinyset.record(image, narrow_mask, source_id="00000000000000ff", source_group="group_a"))
+    records.append(
+        tinyset.record(image, narrow_mask, source_id="00000000000000ff", source_group="group_a")
+    )
     tinyset.write_records(folder, "train", records, shards=3)
     val_records = [
         tinyset.record(*tinyset.half_blurred(70, 90, seed=20), split="val"),
-        tinyset.record(tinyset.textured_photo(70, 90, 21), np.zeros((70, 90), np.uint8), split="val"),
+        tinyset.record(
+            tinyset.textured_photo(70, 90, 21), np.zeros((70, 90), np.uint8), split="val"
+        ),
     ]
     tinyset.write_records(folder, "val", val_records, shards=1)
     return {"dir": folder, "train": records, "val": val_records}
@@ -67,8 +78,14 @@ def test_read_examples_round_trips_every_feature(tiny_set: dict) -> None:
         assert difference.mean() < 2.5
         for name in (features.LABEL, features.HEIGHT, features.WIDTH, features.VARIANT):
             assert got[name] == want[name]
-        for name in (features.BLUR_KIND, features.REGION_SHAPE, features.SOURCE_ID,
-                     features.SOURCE_GROUP, features.SPLIT, features.DEGRADATIONS):
+        for name in (
+            features.BLUR_KIND,
+            features.REGION_SHAPE,
+            features.SOURCE_ID,
+            features.SOURCE_GROUP,
+            features.SPLIT,
+            features.DEGRADATIONS,
+        ):
             assert got[name].decode() == want[name]
         assert got["strength"] == pytest.approx(want["strength"])
         assert got["area_fraction"] == pytest.approx(want["area_fraction"])
@@ -96,10 +113,17 @@ def test_classifier_batches_follow_the_model_contract(tiny_set: dict, training: 
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_identifier_masks_are_downsampled_and_within_unit_range(tiny_set: dict, training: bool) -> None:
+def test_identifier_masks_are_downsampled_and_within_unit_range(
+    tiny_set: dict, training: bool
+) -> None:
     dataset = reader.make_training_dataset(
-        tiny_set["dir"], "train", task="identifier", image_size=S, batch_size=2,
-        training=training, mask_downsample=4,
+        tiny_set["dir"],
+        "train",
+        task="identifier",
+        image_size=S,
+        batch_size=2,
+        training=training,
+        mask_downsample=4,
     )
     images, masks = next(iter(dataset))
     assert images.shape == (2, S, S, 3)
@@ -109,19 +133,34 @@ def test_identifier_masks_are_downsampled_and_within_unit_range(tiny_set: dict, 
 
 def test_bad_mask_downsample_or_task_is_rejected(tiny_set: dict) -> None:
     with pytest.raises(ValueError, match="mask_downsample"):
-        reader.make_training_dataset(tiny_set["dir"], "train", task="identifier", image_size=S,
-                                     batch_size=2, training=False, mask_downsample=5)
+        reader.make_training_dataset(
+            tiny_set["dir"],
+            "train",
+            task="identifier",
+            image_size=S,
+            batch_size=2,
+            training=False,
+            mask_downsample=5,
+        )
     with pytest.raises(ValueError, match="unknown task"):
-        reader.make_training_dataset(tiny_set["dir"], "train", task="detector", image_size=S,
-                                     batch_size=2, training=False)
+        reader.make_training_dataset(
+            tiny_set["dir"], "train", task="detector", image_size=S, batch_size=2, training=False
+        )
 
 
 def test_training_crop_that_misses_the_blur_is_labelled_sharp(tiny_set: dict) -> None:
     # Only the 400-px-wide example (blur in its left 40 columns) is kept. Its crops are
     # 80 px squares at random x: those left of x~38 see >= 2 % blur, the others none.
     dataset = reader.make_training_dataset(
-        tiny_set["dir"], "train", task="classifier", image_size=S, batch_size=1,
-        training=True, positives_only=True, source_groups=["group_a"], repeat=True,
+        tiny_set["dir"],
+        "train",
+        task="classifier",
+        image_size=S,
+        batch_size=1,
+        training=True,
+        positives_only=True,
+        source_groups=["group_a"],
+        repeat=True,
         shuffle_buffer=1,
     )
     dataset = dataset.take(200)
@@ -146,7 +185,10 @@ def _file_order(tiny_set: dict) -> list[dict]:
         (e["source_id"].decode(), int(e["variant"]), int(e["width"]))
         for e in reader.read_examples(tiny_set["dir"], "train").as_numpy_iterator()
     ]
-    by_key = {(r[features.SOURCE_ID], r[features.VARIANT], r[features.WIDTH]): r for r in tiny_set["train"]}
+    by_key = {
+        (r[features.SOURCE_ID], r[features.VARIANT], r[features.WIDTH]): r
+        for r in tiny_set["train"]
+    }
     return [by_key[key] for key in order]
 
 
@@ -166,8 +208,13 @@ def test_letterbox_view_matches_the_detect_jobs_letterbox(tiny_set: dict) -> Non
 def test_filters_keep_only_requested_groups_and_positives(tiny_set: dict) -> None:
     def count(**kwargs) -> tuple[int, float]:
         dataset = reader.make_training_dataset(
-            tiny_set["dir"], "train", task="classifier", image_size=S, batch_size=1,
-            training=False, **kwargs,
+            tiny_set["dir"],
+            "train",
+            task="classifier",
+            image_size=S,
+            batch_size=1,
+            training=False,
+            **kwargs,
         )
         labels = [float(y.numpy()[0, 0]) for _, y in dataset]
         return len(labels), float(np.mean(labels))
@@ -180,10 +227,23 @@ def test_filters_keep_only_requested_groups_and_positives(tiny_set: dict) -> Non
 def test_same_seed_gives_the_same_training_batches(tiny_set: dict) -> None:
     def first_batches(seed: int) -> np.ndarray:
         dataset = reader.make_training_dataset(
-            tiny_set["dir"], "train", task="identifier", image_size=S, batch_size=2,
-            training=True, seed=seed,
+            tiny_set["dir"],
+            "train",
+            task="identifier",
+            image_size=S,
+            batch_size=2,
+            training=True,
+            seed=seed,
         )
         return np.concatenate([x.numpy() for x, _ in dataset.take(3)])
 
     np.testing.assert_array_equal(first_batches(3), first_batches(3))
     assert not np.array_equal(first_batches(3), first_batches(4))
+
+
+def test_feature_spec_covers_every_feature_and_records_must_be_complete() -> None:
+    assert set(features.FEATURE_SPEC) == set(features.ALL_FEATURES)
+    incomplete = tinyset.record(tinyset.textured_photo(8, 8, 0), np.zeros((8, 8), np.uint8))
+    del incomplete[features.SOURCE_GROUP]
+    with pytest.raises(KeyError, match="source_group"):
+        features.make_example(incomplete)
