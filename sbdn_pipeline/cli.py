@@ -270,6 +270,34 @@ def demo(ctx: click.Context, workdir: str) -> None:
                    f"{area_text:>12}  {item.treatment}")
 
 
+@cli.command("ship-model")
+@click.argument("model_path", metavar="MODEL.keras")
+@click.option("--role", type=click.Choice(["classifier", "identifier"]), required=True,
+              help="Which default it becomes.")
+@click.option("--models-dir", default=None, metavar="DIR",
+              help="Models folder (default: the one `sbdn detect` uses).")
+def ship_model(model_path: str, role: str, models_dir: str | None) -> None:
+    """Make a trained model the default classifier or identifier.
+
+    Checks that the model loads (safe mode) and fits the role, copies it to
+    models/<role>.keras and records its sha256 in models/manifest.json, which
+    `sbdn detect` verifies before loading. Update the model card (models/README.md) too.
+
+    \b
+    Example:
+      sbdn ship-model runs/classifier/model.keras --role classifier
+    """
+    from sbdn_pipeline import default_models, inference
+
+    try:
+        info = inference.inspect_model(model_path, role)
+    except inference.ModelFileError as exc:
+        _fail(str(exc))
+    entry = default_models.ship_model(model_path, role, models_dir)
+    click.echo(f"shipped {role}: {entry['file']} sha256 {entry['sha256']} "
+               f"(input {info.input_size} px)")
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

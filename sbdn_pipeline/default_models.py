@@ -49,3 +49,38 @@ def default_model(role: str) -> tuple[str, str]:
         raise NoDefaultModelError(
             f"no --{role} given and {manifest_path} has no valid '{role}' entry ({exc})"
         ) from None
+
+
+def ship_model(source: str, role: str, folder: str | None = None) -> dict[str, str]:
+    """Copy a trained `.keras` file into the models folder as the default for ``role``.
+
+    The file is named ``<role>.keras``, its sha256 is recorded in ``manifest.json`` (which the
+    detect job checks before loading), and the copy is published with a rename so a reader
+    never sees half a file.
+
+    Returns:
+        The manifest entry: file name and sha256.
+    """
+    import hashlib
+    import shutil
+
+    if role not in ("classifier", "identifier"):
+        raise ValueError(f"role must be 'classifier' or 'identifier', not {role!r}")
+    folder = folder or models_folder()
+    target = os.path.join(folder, f"{role}.keras")
+    partial = f"{target}.partial"
+    shutil.copyfile(source, partial)
+    with open(partial, "rb") as handle:
+        sha256 = hashlib.sha256(handle.read()).hexdigest()
+    os.replace(partial, target)
+    manifest_path = os.path.join(folder, MANIFEST_NAME)
+    manifest = {}
+    if os.path.exists(manifest_path):
+        with open(manifest_path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    manifest[role] = {"file": os.path.basename(target), "sha256": sha256}
+    with open(f"{manifest_path}.partial", "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(f"{manifest_path}.partial", manifest_path)
+    return manifest[role]

@@ -49,3 +49,20 @@ def test_missing_shipped_model_is_a_clear_error(shipped, mixed_folder, tmp_path)
     result = CliRunner().invoke(cli, ["detect", mixed_folder["sharp"][0],
                                       "--output", str(tmp_path / "out")])
     assert result.exit_code == 1 and "not found" in result.output
+
+
+def test_ship_model_copies_and_records_the_hash(tiny_models, tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["ship-model", tiny_models["classifier"], "--role",
+                                      "classifier", "--models-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / default_models.MANIFEST_NAME).read_text())
+    assert manifest["classifier"]["sha256"] == inference.file_sha256(tiny_models["classifier"])
+    assert (tmp_path / "classifier.keras").read_bytes() == open(
+        tiny_models["classifier"], "rb").read()
+
+
+def test_ship_model_refuses_a_model_in_the_wrong_role(tiny_models, tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["ship-model", tiny_models["classifier"], "--role",
+                                      "identifier", "--models-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "identifier must output" in result.output
+    assert not (tmp_path / "identifier.keras").exists()
