@@ -39,7 +39,7 @@ from sbdn_pipeline.inference import (
     letterbox,
     unletterbox_mask,
 )
-from sbdn_pipeline.options import DetectOptions, make_runner
+from sbdn_pipeline.options import OVERLAY_LONG_SIDE, DetectOptions, make_runner
 
 _LOGGER = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sbdn"
@@ -388,6 +388,7 @@ def _result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
         "blur_area_fraction": None,
         "blur_region_count": None,
         "blur_regions": None,
+        "overlay_uri": None,
         "run_id": run_id,
         "processed_at": _utc_now(),
     }
@@ -417,6 +418,25 @@ def blurry_result_row(record: ImageRecord, mask: np.ndarray, options: DetectOpti
                        identifier_id=identifier_id, mask=mask)
 
 
+def write_overlay(record: ImageRecord, mask: np.ndarray, row: dict[str, Any], folder: str,
+                  mask_threshold: float) -> str:
+    """Write the overlay JPEG of a blurry image; returns its URI.
+
+    The name comes from the image's content hash only (never from its path), and the file is
+    written under a temporary name and renamed, so a reader never sees half an overlay.
+    """
+    from sbdn_pipeline.report import overlays
+
+    pixels = overlays.render_overlay(record.pixels, mask, row["blur_regions"] or [],
+                                     mask_threshold, image_size=(record.width, record.height))
+    target = FileSystems.join(folder, overlays.overlay_name(record.sha256))
+    partial = f"{target}.{uuid.uuid4().hex}.partial"
+    with FileSystems.create(partial) as handle:
+        handle.write(overlays.encode_overlay_jpeg(pixels))
+    FileSystems.rename([partial], [target])
+    return target
+
+
 class SegmentBlur(beam.PTransform):
     """Blurry ImageRecords -> result rows with mask and statistics; errors tagged."""
 
@@ -437,17 +457,25 @@ class SegmentBlur(beam.PTransform):
         )
         segmented_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_SEGMENTED)
 
+        overlays_dir = self._options.overlays_dir
+
         def to_model_input(record: ImageRecord) -> tuple[tuple[ImageRecord, Any], np.ndarray]:
             pixels, info = letterbox(record.pixels, size)
-            record.pixels = None  # the letterboxed copy is all we need from here on
+            if not overlays_dir:
+                record.pixels = None  # the letterboxed copy is all we need from here on
             return (record, info), pixels
 
         def to_row(keyed: tuple[tuple[ImageRecord, Any], Any]) -> dict[str, Any]:
             (record, info), prediction = keyed
             segmented_counter.inc()
             mask = unletterbox_mask(np.asarray(prediction, dtype=np.float32), info)
-            return blurry_result_row(record, mask, self._options, self._classifier_id,
-                                     self._model.model_id, self._run_id)
+            row = blurry_result_row(record, mask, self._options, self._classifier_id,
+                                    self._model.model_id, self._run_id)
+            if overlays_dir:
+                row["overlay_uri"] = write_overlay(record, mask, row, overlays_dir,
+                                                   self._options.mask_threshold)
+                record.pixels = None
+            return row
 
         predicted, failed = (
             records
@@ -568,6 +596,8 @@ def build_pipeline(
     """
     exclude = None if inputs.is_remote(options.output) else options.output
     working_long_side = max(classifier.input_size, identifier.input_size)
+    if options.overlays_dir:
+        working_long_side = max(working_long_side, OVERLAY_LONG_SIDE)
     files = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
     if options.skip_existing:
         files = files | "SkipProcessed" >> SkipProcessed(
@@ -716,6 +746,8 @@ def run(
         # Local file sinks lose output renamed into a missing sub-folder: create them first.
         for table in (schemas.RESULTS_DIR, schemas.ERRORS_DIR):
             os.makedirs(staging_folder(options.output, run_id, table), exist_ok=True)
+    if options.overlays_dir and not inputs.is_remote(options.overlays_dir):
+        os.makedirs(options.overlays_dir, exist_ok=True)
     started = time.monotonic()
     pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
     build_pipeline(pipeline, options, classifier, identifier, run_id,

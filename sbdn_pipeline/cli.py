@@ -110,6 +110,10 @@ def _check_output(output: str) -> None:
               show_default=True,
               help="Fail (exit 3, after writing everything) when more than this fraction of "
                    "the processed images end in the errors table: the input is probably wrong.")
+@click.option("--overlays", "overlays_dir", default="", metavar="DIR",
+              help="Also write, for each blurry image, a JPEG of the photo with blurred pixels "
+                   "tinted red and regions boxed, named <image sha256>.jpg (results column "
+                   "overlay_uri).")
 @click.pass_context
 def detect(
     ctx: click.Context,
@@ -125,6 +129,7 @@ def detect(
     skip_existing: bool,
     retry_errors: bool,
     max_error_fraction: float,
+    overlays_dir: str,
 ) -> None:
     """Classify every image in INPUT as blurry or sharp; segment the blur in blurry ones.
 
@@ -171,6 +176,7 @@ def detect(
             skip_existing=skip_existing,
             retry_errors=retry_errors,
             max_error_fraction=max_error_fraction,
+            overlays_dir=overlays_dir,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -252,7 +258,8 @@ def demo(ctx: click.Context, workdir: str) -> None:
         _fail(str(exc))
     click.echo(f"demo corpus: {len(written)} files in {photos}", err=True)
     run_id = f"demo-{os.getpid()}"
-    ctx.invoke(detect, input_spec=photos, output=output, run_id=run_id)
+    ctx.invoke(detect, input_spec=photos, output=output, run_id=run_id,
+               overlays_dir=os.path.join(workdir, "overlays"))
     results = {}
     for path in glob.glob(os.path.join(output, "results", f"run_id={run_id}", "*.parquet")):
         for row in pq.read_table(path).to_pylist():

@@ -24,6 +24,8 @@ DEFAULT_MIN_REGION_FRACTION = 0.001
 # More errors than this (fraction of processed images) means the input is probably wrong
 # (wrong bucket, wrong prefix): the run fails loudly, after writing what it has.
 DEFAULT_MAX_ERROR_FRACTION = 0.5
+# Overlays are drawn on the decoded working copy; keep it at least this large when they are on.
+OVERLAY_LONG_SIDE = 1024
 # Run ids name folders: keep them to characters that cannot escape OUT or confuse readers.
 RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 
@@ -49,6 +51,7 @@ class DetectOptions:
         skip_existing: process only images whose (URI, size, mtime) is not yet in OUT.
         retry_errors: with skip_existing, process images that only have errors rows again.
         max_error_fraction: fail the run (after writing) when more images than this fail.
+        overlays_dir: when set, write an overlay JPEG per blurry image here.
     """
 
     input: str
@@ -67,6 +70,7 @@ class DetectOptions:
     skip_existing: bool = False
     retry_errors: bool = False
     max_error_fraction: float = DEFAULT_MAX_ERROR_FRACTION
+    overlays_dir: str = ""
 
     def __post_init__(self) -> None:
         if self.run_id and not re.fullmatch(RUN_ID_PATTERN, self.run_id):

@@ -72,6 +72,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("blur_area_fraction", pa.float32()),
         pa.field("blur_region_count", pa.int32()),
         pa.field("blur_regions", pa.list_(pa.field("element", BLUR_REGION_TYPE))),
+        # With --overlays DIR: the JPEG of the photo with blurred pixels tinted red.
+        pa.field("overlay_uri", pa.string()),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("processed_at", TIMESTAMP_TYPE, nullable=False),
     ]

@@ -144,3 +144,28 @@ def test_multi_processing_local_workers_give_the_same_verdicts(
                  for r in read_table(detect_run["output"], "results").to_pylist()
                  if r["run_id"] != "second-run"}
     assert verdicts == reference
+
+
+def test_overlays_are_written_for_blurry_images_only(mixed_folder, tiny_models, tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    overlays_dir = str(tmp_path / "overlays")
+    run_detect(folder, str(tmp_path / "out"), tiny_models, overlays_dir=overlays_dir)
+    rows = read_table(str(tmp_path / "out"), "results").to_pylist()
+    for row in rows:
+        if not row["is_blurry"]:
+            assert row["overlay_uri"] is None
+            continue
+        assert row["overlay_uri"] == os.path.join(overlays_dir, row["image_sha256"] + ".jpg")
+        assert os.path.exists(row["overlay_uri"])
+    assert sorted(os.listdir(overlays_dir)) == sorted(
+        {row["image_sha256"] + ".jpg" for row in rows if row["is_blurry"]})
+    half = next(r for r in rows if r["image_uri"].endswith("half_blurred.png"))
+    overlay = np.asarray(Image.open(half["overlay_uri"]).convert("RGB"), np.float32)
+    redness = overlay[..., 0] - overlay[..., 1:].mean(axis=2)
+    width = overlay.shape[1]
+    # Tinted red where the mask says blurred (left half), untouched texture on the right.
+    assert redness[10:-10, 5: width // 2 - 10].mean() > 60
+    assert abs(redness[10:-10, width // 2 + 10: -5].mean()) < 30
