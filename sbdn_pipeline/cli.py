@@ -227,6 +227,11 @@ from sbdn_pipeline.model_cli import evaluate_command, train_command  # noqa: E40
 cli.add_command(train_command)
 cli.add_command(evaluate_command)
 
+from sbdn_pipeline.report_cli import report, summarize  # noqa: E402
+
+cli.add_command(report)
+cli.add_command(summarize)
+
 
 @cli.command()
 @click.option("--workdir", default="sbdn-demo", show_default=True,
