@@ -61,7 +61,7 @@ def report(output: str, html_path: str, top: int, sharp_samples: int,
         raise click.ClickException(str(exc)) from exc
     sources = ", ".join(html_report.describe_sources(stats.gallery_sources)) or "none"
     click.echo(f"wrote {stats.path} ({stats.size_bytes / 1024:.0f} KiB): "
-               f"{stats.gallery} blurry images ({sources}), {stats.sharp_samples} sharp samples")
+               f"gallery {stats.gallery} ({sources}), sharp samples {stats.sharp_samples}")
 
 
 @click.command(epilog=EPILOG_SUMMARIZE)

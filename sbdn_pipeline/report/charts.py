@@ -63,7 +63,8 @@ def histogram_svg(
     data = data[~np.isnan(data)]
     low, high = value_range
     counts, edges = np.histogram(np.clip(data, low, high), bins=bins, range=value_range)
-    step = nice_step(float(counts.max()) if counts.size else 0.0)
+    # Counts are whole numbers: never a tick step below 1.
+    step = max(1.0, nice_step(float(counts.max()) if counts.size else 0.0))
     top = max(step, math.ceil((counts.max() if counts.size else 0) / step) * step)
 
     plot_w = WIDTH - _MARGIN_LEFT - _MARGIN_RIGHT

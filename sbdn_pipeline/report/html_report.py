@@ -56,6 +56,10 @@ def _data_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def _base_name(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1] or uri
 
@@ -239,7 +243,7 @@ def _gallery(output: tables.Output, results: pa.Table, top: int, overlays_dir: s
             f'{_esc(_base_name(row["image_uri"]))}</div><div class="pills">'
             f'<span class="pill blurry">P(blur) {row["blur_probability"]:.3f}</span>'
             f'<span class="pill">area {_percent(row["blur_area_fraction"], 0)}</span>'
-            f'<span class="pill">{regions} region{"s" if regions != 1 else ""}</span>'
+            f'<span class="pill">{_count(regions, "region")}</span>'
             f'<span class="pill">{row["width"]}×{row["height"]}</span></div>'
             f'<div class="source">{_esc(source)} · run {_esc(row["run_id"])}</div>'
             f'</figcaption></figure>')
@@ -273,8 +277,9 @@ def _errors_table(reasons: list[summary.ErrorReason], total: int) -> str:
     for reason in reasons:
         examples = "".join(f'<li class="mono">{_esc(uri)}</li>' for uri in reason.example_uris)
         rows.append(
-            f'<tr><td><span class="swatch" style="background:{ERROR_COLOUR}"></span>'
-            f'<b>{_esc(reason.error_type)}</b></td><td>{_esc(", ".join(reason.stages))}</td>'
+            f'<tr><td class="nowrap"><span class="swatch" style="background:{ERROR_COLOUR}">'
+            f'</span><b>{_esc(reason.error_type)}</b></td>'
+            f'<td>{_esc(", ".join(reason.stages))}</td>'
             f'<td class="num">{reason.count:,}</td>'
             f'<td class="num">{_percent(reason.count / total if total else None)}</td>'
             f'<td>{_esc(reason.example_message)}</td><td><ul class="examples">{examples}</ul>'
@@ -327,7 +332,8 @@ def render_report(output: tables.Output, *, top: int = DEFAULT_TOP,
         f'<section><h2>Sharp images<small>a sample of {sharp_count:,} of '
         f'{overall.counts.sharp:,}, spread over the probability range, highest first</small>'
         f'</h2>{sharp}</section>',
-        f'<section><h2>Errors<small>{overall.counts.errors:,} images, grouped by reason</small>'
+        f'<section><h2>Errors<small>{_count(overall.counts.errors, "image")}, grouped by '
+        'reason</small>'
         f'</h2>{_errors_table(overall.error_reasons, overall.counts.errors)}</section>',
         f'<footer>sbdn-pipeline {_esc(sbdn_pipeline.__version__)} · each image counts once, '
         'with its latest result · query the same tables with DuckDB: <code>SELECT * FROM '

@@ -133,7 +133,7 @@ def test_cli_writes_the_page_for_one_run_and_reports_what_it_holds(report_output
     result = CliRunner().invoke(report, [report_output["output"], "--html", str(html_path),
                                          "--top", "1", "--run-id", RUN_B])
     assert result.exit_code == 0, result.output
-    assert f"wrote {html_path}" in result.output and "1 blurry images" in result.output
+    assert f"wrote {html_path}" in result.output and "gallery 1 (1 overlay rendered" in result.output
     text = html_path.read_text(encoding="utf-8")
     assert len(_cards(text)) == 1 and RUN_B in text and RUN_A not in text
     result = CliRunner().invoke(report, [str(tmp_path / "nowhere"), "--html", str(html_path)])
