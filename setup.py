@@ -21,7 +21,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2", "scikit-image>=0.22,<0.25"],
+    # psutil/opencv: the benchmarks' smoke tests run in the suite too.
+    "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2", "scikit-image>=0.22,<0.25",
+             "psutil>=5.9", "opencv-python-headless>=4.8,<4.11"],
     # `sbdn demo` derives its corpus from the real photos bundled inside scikit-image.
     "demo": ["scikit-image>=0.22,<0.25", "duckdb>=1.1"],
     "gcp": ["apache-beam[gcp]==2.77.0"],

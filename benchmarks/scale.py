@@ -50,8 +50,9 @@ def write_corpus(folder: str, count: int, hostile: bool) -> int:
 def run_and_sample(command: list[str], interval_s: float = 0.2) -> dict:
     """Run a command; return wall time, exit code and peak RSS of its process tree."""
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    # Output goes to a file, not a pipe: a pipe nobody reads blocks the child at ~64 KB.
+    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
     root = psutil.Process(process.pid)
     peak = 0
     while process.poll() is None:
@@ -61,7 +62,9 @@ def run_and_sample(command: list[str], interval_s: float = 0.2) -> dict:
         except psutil.Error:
             pass
         time.sleep(interval_s)
-    output = process.stdout.read()
+    log.seek(0)
+    output = log.read()
+    log.close()
     return {"exit_code": process.returncode, "wall_s": time.monotonic() - started,
             "peak_rss_mb": peak / 2**20, "output": output}
 
