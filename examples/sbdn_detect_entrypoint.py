@@ -10,7 +10,8 @@ their meaning:
         --skip-existing --runner=DataflowRunner --project=P ...
     == sbdn detect gs://B/photos/ --output=gs://B/sbdn/ --skip-existing --runner=DataflowRunner ...
 
-Needs sbdn-pipeline installed in the interpreter that runs it (``pip install 'sbdn-pipeline[gcp]'``).
+Needs sbdn-pipeline installed in the interpreter that runs it
+(``pip install 'sbdn-pipeline[gcp]'``).
 """
 
 from __future__ import annotations

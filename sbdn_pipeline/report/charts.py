@@ -87,7 +87,7 @@ def histogram_svg(
                      f'{int(tick):,}</text>')
         tick += step
     gap = 1.0
-    for count, start, end in zip(counts, edges[:-1], edges[1:]):
+    for count, start, end in zip(counts, edges[:-1], edges[1:], strict=True):
         x0, x1 = x_of(start) + gap, x_of(end) - gap
         y = y_of(count)
         tip = html.escape(f"{tick_format(start)} to {tick_format(end)}: {int(count):,} {unit}")

@@ -95,7 +95,8 @@ h2 small { color:var(--muted); font-weight:400; font-size:13px; margin-left:8px;
 .panel h3 { margin:0 0 4px; font-size:14px; }
 .panel .note { color:var(--muted); font-size:12px; margin:0 0 6px; }
 table { width:100%%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
-th, td { text-align:left; padding:8px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+th, td { text-align:left; padding:8px 10px; border-bottom:1px solid var(--line);
+  vertical-align:top; }
 th { font-size:12px; color:var(--muted); font-weight:600; text-transform:uppercase;
   letter-spacing:.04em; }
 td.num, th.num { text-align:right; }
@@ -121,7 +122,8 @@ figcaption { padding:10px 12px 12px; }
 .pills { display:flex; flex-wrap:wrap; gap:6px; margin-top:6px; }
 .pill { font-size:12px; padding:1px 8px; border-radius:10px; background:#f3f4f6; color:#374151;
   font-variant-numeric:tabular-nums; }
-.pill.blurry { background:#fde8ea; color:#a61b2b; } .pill.sharp { background:#e0f2ef; color:#1d6f65; }
+.pill.blurry { background:#fde8ea; color:#a61b2b; }
+.pill.sharp { background:#e0f2ef; color:#1d6f65; }
 .source { color:var(--muted); font-size:11.5px; margin-top:6px; }
 .sharp-grid { grid-template-columns:repeat(auto-fill, minmax(170px, 1fr)); }
 .legend { display:flex; gap:18px; color:var(--muted); font-size:12.5px; margin:-4px 0 12px; }

@@ -122,6 +122,7 @@ def error_reasons(errors: pa.Table, limit: int | None = None) -> list[ErrorReaso
     for uri, stage, error_type, message in zip(
         errors.column("image_uri").to_pylist(), errors.column("stage").to_pylist(),
         errors.column("error_type").to_pylist(), errors.column("error_message").to_pylist(),
+        strict=True,
     ):
         group = groups.setdefault(error_type, {"count": 0, "stages": set(), "uris": [],
                                                "message": message})
@@ -202,7 +203,8 @@ def format_text(summary: OutputSummary) -> str:
         f"  sharp    {_share(counts.sharp, counts.images)}",
         f"  blurry   {_share(counts.blurry, counts.images)}",
         f"  errors   {_share(counts.errors, counts.images)}",
-        f"  blur rate {_percent(counts.blur_rate)} of classified images (blurry / (sharp + blurry))",
+        f"  blur rate {_percent(counts.blur_rate)} of classified images "
+        "(blurry / (sharp + blurry))",
     ]
     if summary.area_quantiles:
         quantiles = "  ".join(f"{name} {_percent(value)}"

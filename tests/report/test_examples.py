@@ -32,7 +32,8 @@ def _detect_flags() -> set[str]:
 
 
 def _beam_flags() -> set[str]:
-    return {f"--{name}" for name in PipelineOptions([]).get_all_options(retain_unknown_options=False)}
+    names = PipelineOptions([]).get_all_options(retain_unknown_options=False)
+    return {f"--{name}" for name in names}
 
 
 def _check_flags(flags: list[str]) -> None:
@@ -53,7 +54,7 @@ def test_airflow_dag_compiles_and_runs_an_incremental_detect() -> None:
     assert ast.literal_eval(keywords["runner"]) == "DataflowRunner"
     options = keywords["pipeline_options"]
     keys = [ast.literal_eval(key) for key in options.keys]
-    values = dict(zip(keys, options.values))
+    values = dict(zip(keys, options.values, strict=True))
     assert ast.literal_eval(values["skip-existing"]) is True
     # The operator turns each key into --key; all but --input (mapped by the entry point)
     # must be real sbdn detect or Beam flags.

@@ -112,7 +112,8 @@ def test_overlay_files_are_preferred_when_the_output_names_them(report_output,
     folder = tmp_path / "overlays"
     folder.mkdir()
     blurred_0 = tables.read_output(str(output), RUN_A).results.to_pylist()
-    sha = next(row["image_sha256"] for row in blurred_0 if row["image_uri"].endswith("blurred_0.jpg"))
+    sha = next(row["image_sha256"] for row in blurred_0
+               if row["image_uri"].endswith("blurred_0.jpg"))
     (folder / overlays.overlay_name(sha)).write_bytes(green)
 
     html_path = tmp_path / "report.html"
@@ -133,7 +134,8 @@ def test_cli_writes_the_page_for_one_run_and_reports_what_it_holds(report_output
     result = CliRunner().invoke(report, [report_output["output"], "--html", str(html_path),
                                          "--top", "1", "--run-id", RUN_B])
     assert result.exit_code == 0, result.output
-    assert f"wrote {html_path}" in result.output and "gallery 1 (1 overlay rendered" in result.output
+    assert f"wrote {html_path}" in result.output
+    assert "gallery 1 (1 overlay rendered" in result.output
     text = html_path.read_text(encoding="utf-8")
     assert len(_cards(text)) == 1 and RUN_B in text and RUN_A not in text
     result = CliRunner().invoke(report, [str(tmp_path / "nowhere"), "--html", str(html_path)])
