@@ -182,7 +182,21 @@ def load_keras_model(path: str, expected_sha256: str = "") -> Any:
     return _load_verified(path, sha256)
 
 
+# Loaded models by content hash. With the in-process runner the submitting CLI (which loads
+# each model once to validate it) and the Beam worker are the same process: the worker then
+# reuses the validated model instead of loading and warming it up a second time.
+_LOADED_MODELS: dict[str, Any] = {}
+_LOADED_MODELS_LOCK = threading.Lock()
+
+
 def _load_verified(path: str, sha256: str) -> Any:
+    with _LOADED_MODELS_LOCK:
+        if sha256 not in _LOADED_MODELS:
+            _LOADED_MODELS[sha256] = _load_from_file(path, sha256)
+        return _LOADED_MODELS[sha256]
+
+
+def _load_from_file(path: str, sha256: str) -> Any:
     import keras
 
     _import_custom_layers()
