@@ -109,6 +109,14 @@ def _command_line(ctx: click.Context) -> str:
     show_default=True,
     help="Share of training examples shown whole and letterboxed instead of cropped.",
 )
+@click.option(
+    "--blur-map-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Classifier only: weight of the training-only blur-map loss (deep supervision from "
+    "the masks); 0 trains on image labels alone.",
+)
 @click.option("--cache/--no-cache", default=False, show_default=True, help="Cache the encoded training records in memory.")
 @click.option("--resume/--restart", default=True, show_default=True, help="Continue the run in --out, or start over.")
 @click.pass_context

@@ -39,7 +39,13 @@ class HighPassEvidenceClassifier(BlurModel):
         evidence_filters: channels of the per-position evidence features that get pooled.
         dropout: dropout rate before the sigmoid unit.
         high_pass_gain: gain of the fixed high-pass responses.
-        batch_norm_momentum: momentum of the batch-norm moving statistics.
+        batch_norm_momentum: momentum of the batch-norm moving statistics. 0.9, not Keras'
+            0.99: a CPU training run is a few thousand steps with a fast-changing network,
+            and statistics that lag behind the weights ruin validation and inference.
+        blur_map_output: training only: also output a blur map (B, h, w, 1), one sigmoid per
+            evidence cell (h = w = S / 32 with four stages), so the evidence can be taught
+            where the blur is (deep supervision from the synthetic masks: far more signal
+            than one label per image). Shipped models are exported without it.
     """
 
     task = "classifier"
@@ -48,13 +54,14 @@ class HighPassEvidenceClassifier(BlurModel):
     def __init__(
         self,
         input_size: int = 384,
-        stem_filters: int = 24,
-        stage_filters: Sequence[int] = (32, 48, 64, 96),
-        stage_blocks: Sequence[int] = (1, 2, 2, 3),
-        evidence_filters: int = 128,
+        stem_filters: int = 32,
+        stage_filters: Sequence[int] = (48, 64, 96, 128),
+        stage_blocks: Sequence[int] = (1, 2, 3, 3),
+        evidence_filters: int = 160,
         dropout: float = 0.1,
         high_pass_gain: float = 8.0,
-        batch_norm_momentum: float = 0.99,
+        batch_norm_momentum: float = 0.9,
+        blur_map_output: bool = False,
         **kwargs: Any,
     ) -> None:
         stage_filters = tuple(int(f) for f in stage_filters)
@@ -72,6 +79,7 @@ class HighPassEvidenceClassifier(BlurModel):
         pool = ContentPooling(name="evidence_mean_max")
         drop = layers.Dropout(dropout, name="dropout")
         head = layers.Dense(1, activation="sigmoid", name="p_blurry")
+        map_head = layers.Conv2D(1, 1, activation="sigmoid", name="blur_map")
 
         # === Functional Model ===
         images = keras.Input(shape=(input_size, input_size, 3), name="image")
@@ -94,6 +102,8 @@ class HighPassEvidenceClassifier(BlurModel):
         x = global_context(x, name="context")
         evidence = conv_bn_relu(x, evidence_filters, 1, name="evidence", momentum=momentum)
         outputs = head(drop(pool([evidence, images])))
+        if blur_map_output:
+            outputs = [outputs, map_head(evidence)]
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -105,6 +115,7 @@ class HighPassEvidenceClassifier(BlurModel):
         self.dropout = dropout
         self.high_pass_gain = high_pass_gain
         self.batch_norm_momentum = batch_norm_momentum
+        self.blur_map_output = blur_map_output
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -118,6 +129,7 @@ class HighPassEvidenceClassifier(BlurModel):
                 "dropout": self.dropout,
                 "high_pass_gain": self.high_pass_gain,
                 "batch_norm_momentum": self.batch_norm_momentum,
+                "blur_map_output": self.blur_map_output,
             }
         )
         return config

@@ -42,7 +42,9 @@ class HighPassUNet(BlurModel):
         encoder_blocks: separable blocks per encoder level (the 1/2 level is the patchify stem
             plus this many blocks).
         high_pass_gain: gain of the fixed high-pass responses.
-        batch_norm_momentum: momentum of the batch-norm moving statistics.
+        batch_norm_momentum: momentum of the batch-norm moving statistics. 0.9, not Keras'
+            0.99: a CPU training run is a few thousand steps with a fast-changing network,
+            and statistics that lag behind the weights ruin validation and inference.
     """
 
     task = "identifier"
@@ -52,10 +54,10 @@ class HighPassUNet(BlurModel):
         self,
         input_size: int | None = 320,
         output_stride: int = 4,
-        encoder_filters: Sequence[int] = (16, 24, 40, 64, 96),
-        encoder_blocks: Sequence[int] = (0, 2, 2, 2, 2),
+        encoder_filters: Sequence[int] = (16, 32, 48, 80, 128),
+        encoder_blocks: Sequence[int] = (0, 2, 2, 3, 2),
         high_pass_gain: float = 8.0,
-        batch_norm_momentum: float = 0.99,
+        batch_norm_momentum: float = 0.9,
         **kwargs: Any,
     ) -> None:
         encoder_filters = tuple(int(f) for f in encoder_filters)

@@ -269,11 +269,12 @@ def evaluate_dataset(
                 "strength_bucket": metrics.strength_bucket(
                     record[features.STRENGTH], max(height, width), label
                 ),
+                # BSDS photos have natural depth of field the masks call sharp: report apart.
+                "source_group": record[features.SOURCE_GROUP],
             }
             row: dict[str, Any] = {
                 "source_id": record[features.SOURCE_ID],
                 "variant": int(record[features.VARIANT]),
-                "source_group": record[features.SOURCE_GROUP],
                 "label": label,
                 **groups,
                 "strength": round(float(record[features.STRENGTH]), 3),
@@ -343,7 +344,10 @@ def evaluate_dataset(
         "wall_time_s": round(time.monotonic() - start, 1),
     }
     labels = np.array([row["label"] for row in rows])
-    groups_of = {name: [row[name] for row in rows] for name in ("blur_kind", "region_shape", "strength_bucket")}
+    groups_of = {
+        name: [row[name] for row in rows]
+        for name in ("blur_kind", "region_shape", "strength_bucket", "source_group")
+    }
 
     def classifier_report(key: str, decision_threshold: float) -> dict[str, Any]:
         scores = np.array([row[key] for row in rows])

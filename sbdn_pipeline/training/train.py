@@ -31,6 +31,7 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,6 +65,10 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_PATIENCE = 8
+# Output names of a classifier trained with deep supervision (see HighPassEvidenceClassifier).
+CLASSIFIER_OUTPUT = "p_blurry"
+BLUR_MAP_OUTPUT = "blur_map"
+DEFAULT_BLUR_MAP_WEIGHT = 1.0
 # Share of training examples shown whole and letterboxed (as evaluation and the detect job
 # see them) instead of as random crops: the crops never contain letterbox padding and are
 # never shrunk as much as a whole photo is, so without these the nets would meet both only
@@ -135,13 +140,41 @@ def training_metrics(task: str) -> list[keras.metrics.Metric]:
     ]
 
 
-def compile_model(model: keras.Model, task: str, loss: str, learning_rate: float) -> None:
-    """Compile with Adam (its learning rate is then driven by :class:`TrainingMonitor`)."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=5.0),
-        loss=make_loss(loss),
-        metrics=training_metrics(task),
-    )
+def has_blur_map_output(model: keras.Model) -> bool:
+    """True for a classifier built with its training-only blur-map output."""
+    return BLUR_MAP_OUTPUT in getattr(model, "output_names", ()) and len(model.outputs) == 2
+
+
+def compile_model(
+    model: keras.Model,
+    task: str,
+    loss: str,
+    learning_rate: float,
+    blur_map_weight: float = 1.0,
+) -> None:
+    """Compile with Adam (its learning rate is then driven by :class:`TrainingMonitor`).
+
+    A classifier with a blur-map output gets a second loss, per-cell cross-entropy against
+    the blurred fraction of each cell, weighted by ``blur_map_weight``.
+    """
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=5.0)
+    if has_blur_map_output(model):
+        model.compile(
+            optimizer=optimizer,
+            loss={CLASSIFIER_OUTPUT: make_loss(loss), BLUR_MAP_OUTPUT: make_loss("bce")},
+            loss_weights={CLASSIFIER_OUTPUT: 1.0, BLUR_MAP_OUTPUT: blur_map_weight},
+            metrics={CLASSIFIER_OUTPUT: training_metrics(task)},
+        )
+        return
+    model.compile(optimizer=optimizer, loss=make_loss(loss), metrics=training_metrics(task))
+
+
+def monitored_keys(model: keras.Model, task: str) -> tuple[str, str]:
+    """(validation loss that picks the best epoch, metric drawn in the training curve)."""
+    if has_blur_map_output(model):
+        # The shipped network is the classifier: judge epochs by its own loss only.
+        return f"val_{CLASSIFIER_OUTPUT}_loss", f"{CLASSIFIER_OUTPUT}_auc"
+    return "val_loss", "auc" if task == CLASSIFIER else "mae"
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -230,6 +263,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         time_budget_s: total training seconds across resumed runs; None for no budget.
         patience: epochs without a validation-loss improvement before stopping.
         plot_metric: metric drawn next to the loss in the training curve.
+        monitor: the validation loss that decides the best epoch and early stopping.
         log: function printing one progress line.
     """
 
@@ -246,6 +280,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         time_budget_s: float | None,
         patience: int,
         plot_metric: str,
+        monitor: str = "val_loss",
         log: Callable[[str], None] = print,
     ) -> None:
         super().__init__()
@@ -259,6 +294,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.time_budget_s = time_budget_s
         self.patience = patience
         self.plot_metric = plot_metric
+        self.monitor = monitor
         self.log = log
         self._run_start = time.monotonic()
         self._elapsed_before = float(state["elapsed_s"])
@@ -335,7 +371,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         state["elapsed_s"] = self.elapsed_s()
 
         checkpoints = os.path.join(self.out_dir, CHECKPOINT_DIR)
-        val_loss = logs.get("val_loss")
+        val_loss = logs.get(self.monitor)
         improved = val_loss is not None and math.isfinite(val_loss) and (
             state["best_val_loss"] is None or val_loss < state["best_val_loss"] - 1e-6
         )
@@ -361,7 +397,11 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def _progress_line(self, row: dict[str, Any], improved: bool) -> str:
         shown = [f"epoch {row['epoch']}/{self.epochs}"]
-        for key in ("loss", "val_loss", self.plot_metric, f"val_{self.plot_metric}"):
+        shown_keys: list[str] = []
+        for key in ("loss", "val_loss", self.monitor, self.plot_metric, f"val_{self.plot_metric}"):
+            if key in shown_keys:
+                continue
+            shown_keys.append(key)
             if key in row:
                 shown.append(f"{key} {row[key]:.4f}")
         shown.append(f"lr {row['lr']:.2e}")
@@ -438,6 +478,8 @@ def fit(
     """
     state = state or new_state()
     os.makedirs(os.path.join(out_dir, CHECKPOINT_DIR), exist_ok=True)
+    monitored_loss, plot_metric = monitored_keys(model, task)
+    state["monitor"] = monitored_loss
     budget_spent = bool(time_budget_s) and state["elapsed_s"] >= time_budget_s
     finished = (
         state["epochs_done"] >= epochs or state["stopped_because"] == STOP_EARLY or budget_spent
@@ -452,7 +494,8 @@ def fit(
         steps_per_epoch=steps_per_epoch,
         time_budget_s=time_budget_s,
         patience=patience,
-        plot_metric="auc" if task == CLASSIFIER else "mae",
+        plot_metric=plot_metric,
+        monitor=monitored_loss,
         log=log,
     )
     if finished:
@@ -461,16 +504,21 @@ def fit(
             state["stopped_because"] = STOP_EPOCHS if out_of_epochs else STOP_BUDGET
     else:
         state["stopped_because"] = None
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=epochs,
-            initial_epoch=state["epochs_done"],
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-            callbacks=[monitor],
-            verbose=0,
-        )
+        with warnings.catch_warnings():
+            # Keras warns whenever a dataset of unknown length ends, which the finite
+            # validation split does every epoch; empty training epochs raise in the monitor.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=epochs,
+                initial_epoch=state["epochs_done"],
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                callbacks=[monitor],
+                verbose=0,
+                shuffle=False,  # the tf.data pipeline shuffles
+            )
     if state["stopped_because"] is None:
         budget_spent = bool(time_budget_s) and state["elapsed_s"] >= time_budget_s
         state["stopped_because"] = STOP_BUDGET if budget_spent else STOP_EPOCHS
@@ -481,14 +529,19 @@ def fit(
 def export_best_model(model: keras.Model, out_dir: str) -> str:
     """Save the best epoch's weights as ``out_dir/model.keras``, without optimizer or loss.
 
-    The exported file is rebuilt from the architecture's config, so it holds only what the
-    detect job needs and loads with ``safe_mode=True`` after ``import sbdn_pipeline.architectures``.
+    The exported file is rebuilt from the architecture's config (without any training-only
+    output), so it holds only what the detect job needs and loads with ``safe_mode=True`` after
+    ``import sbdn_pipeline.architectures``.
     """
     best = os.path.join(out_dir, CHECKPOINT_DIR, BEST_WEIGHTS)
     if os.path.exists(best):
         model.load_weights(best)
-    clean = type(model).from_config(model.get_config())
-    clean.set_weights(model.get_weights())
+    config = model.get_config()
+    if config.get("blur_map_output"):
+        config["blur_map_output"] = False  # training-only output: ship the classifier alone
+    clean = type(model).from_config(config)
+    for layer in clean.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
     path = os.path.join(out_dir, MODEL_FILE)
     temporary = os.path.join(out_dir, "model.tmp.keras")
     clean.save(temporary)
@@ -582,6 +635,7 @@ def train(
     shuffle_buffer: int = 256,
     cache: bool = False,
     letterbox_fraction: float = DEFAULT_LETTERBOX_FRACTION,
+    blur_map_weight: float = DEFAULT_BLUR_MAP_WEIGHT,
     resume: bool = True,
     model_kwargs: dict[str, Any] | None = None,
     command: str | None = None,
@@ -613,6 +667,8 @@ def train(
         cache: let the reader cache decoded examples in memory.
         letterbox_fraction: share of training examples shown whole and letterboxed rather
             than as random crops (see :data:`DEFAULT_LETTERBOX_FRACTION`).
+        blur_map_weight: classifiers that support it (``blur_map_output``) also learn a coarse
+            blur map from the masks, with this loss weight; 0 trains on labels alone.
         resume: continue the run in ``out_dir`` if it has checkpoints; False starts over.
         model_kwargs: extra architecture arguments (e.g. narrower widths for tests).
         command: the command line recorded in the summary.
@@ -645,6 +701,7 @@ def train(
         "positives_only": positives_only, "loss": loss, "patience": patience,
         "warmup_steps": warmup_steps, "shuffle_buffer": shuffle_buffer, "cache": cache,
         "letterbox_fraction": letterbox_fraction, "model_kwargs": model_kwargs or {},
+        "blur_map_weight": blur_map_weight if supports_blur_map(arch) else 0.0,
     }
 
     checkpoints = os.path.join(out_dir, CHECKPOINT_DIR)
@@ -661,19 +718,33 @@ def train(
         if os.path.isdir(checkpoints):
             shutil.rmtree(checkpoints)  # resume=False: start over
         state = new_state()
-        model = architectures.build_model(arch, input_size=image_size, **(model_kwargs or {}))
-        compile_model(model, task, loss, learning_rate)
+        kwargs = dict(model_kwargs or {})
+        if blur_map_weight > 0 and supports_blur_map(arch):
+            kwargs["blur_map_output"] = True
+        model = architectures.build_model(arch, input_size=image_size, **kwargs)
+        compile_model(model, task, loss, learning_rate, blur_map_weight)
         log(f"training {arch} ({model.count_params():,} parameters) at {image_size} px")
     os.makedirs(checkpoints, exist_ok=True)
 
     if not 0.0 <= letterbox_fraction < 1.0:
         raise ValueError(f"letterbox_fraction must be in [0, 1), got {letterbox_fraction}")
+    with_blur_map = has_blur_map_output(model)
+    # A classifier taught where the blur is reads masks (one value per blur-map cell) and
+    # derives its label from them exactly as the reader does for plain classifier batches.
+    mask_stride = model.mask_stride
+    if with_blur_map:
+        map_side = int(model.outputs[1].shape[1])
+        if image_size % map_side:
+            raise ValueError(
+                f"image_size {image_size} is not a multiple of the blur-map side {map_side}"
+            )
+        mask_stride = image_size // map_side
 
     def dataset(split: str, training: bool, repeat: bool) -> tf.data.Dataset:
-        return reader.make_training_dataset(
+        data = reader.make_training_dataset(
             data_dir,
             split,
-            task=task,
+            task=IDENTIFIER if with_blur_map else task,
             image_size=image_size,
             batch_size=batch_size,
             training=training,
@@ -681,11 +752,12 @@ def train(
             seed=seed + state["epochs_done"],
             source_groups=groups,
             positives_only=positives_only,
-            mask_downsample=model.mask_stride,
+            mask_downsample=mask_stride,
             cache=cache,
             shuffle_buffer=shuffle_buffer,
             repeat=repeat,
         )
+        return data.map(label_and_blur_map) if with_blur_map else data
 
     train_data = dataset("train", True, repeat=steps_per_epoch is not None)
     if letterbox_fraction > 0:
@@ -713,6 +785,27 @@ def train(
         log=log,
     )
     return finish_run(model, state, out_dir, arguments=arguments, command=command, log=log)
+
+
+def supports_blur_map(arch: str) -> bool:
+    """True if the architecture can be built with a training-only blur-map output."""
+    import inspect
+
+    return "blur_map_output" in inspect.signature(architectures.architecture_class(arch)).parameters
+
+
+def label_and_blur_map(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Identifier batches -> (images, {classifier label, blur map}) for deep supervision.
+
+    The label follows the reader's classifier rule: blurry when at least
+    ``reader.DEFAULT_MIN_BLURRED_FRACTION`` of the view is blurred (area-averaged cells keep
+    the blurred fraction of the whole view).
+    """
+    from sbdn_pipeline.training import reader
+
+    blurred = tf.reduce_mean(masks, axis=[1, 2, 3])
+    labels = tf.cast(blurred >= reader.DEFAULT_MIN_BLURRED_FRACTION, tf.float32)[:, tf.newaxis]
+    return images, {CLASSIFIER_OUTPUT: labels, BLUR_MAP_OUTPUT: masks}
 
 
 def mix_in_letterboxed(
@@ -776,7 +869,7 @@ def finish_run(
     }
     summary_path = os.path.join(out_dir, SUMMARY_FILE)
     _atomic_json(summary, summary_path)
-    write_history(state["history"], out_dir, "auc" if model.task == CLASSIFIER else "mae")
+    write_history(state["history"], out_dir, monitored_keys(model, model.task)[1])
     log(
         f"done: {state['epochs_done']} epochs ({state['stopped_because']}), "
         f"best epoch {best_epoch}, {model_path} sha256 {sha256[:16]}"

@@ -134,3 +134,12 @@ def test_highpass_unet_without_static_size_runs_on_any_multiple_of_32():
 def test_invalid_configurations_fail_with_a_clear_message(name, bad_config, message):
     with pytest.raises(ValueError, match=message):
         build_model(name, **bad_config)
+
+
+def test_classifier_blur_map_output_is_one_cell_per_32_pixels():
+    config = {**TINY_CONFIGS["highpass-evidence-classifier"], "blur_map_output": True}
+    model = build_model("highpass-evidence-classifier", **config)
+    p_blurry, blur_map = model(np.ones((2, 64, 64, 3), "float32"))
+    assert p_blurry.shape == (2, 1) and blur_map.shape == (2, 2, 2, 1)
+    assert model.output_names == ["p_blurry", "blur_map"]
+    assert type(model).from_config(model.get_config()).get_config()["blur_map_output"] is True
