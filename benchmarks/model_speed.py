@@ -56,7 +56,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--arch", action="append", choices=sorted(ARCHITECTURES))
     parser.add_argument(
-        "--input-size", action="append", default=[], metavar="NAME=S",
+        "--input-size",
+        action="append",
+        default=[],
+        metavar="NAME=S",
         help="override an architecture's input size, e.g. highpass-unet=256",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -67,13 +70,17 @@ def main() -> None:
         sizes[name] = int(size)
 
     results = []
-    print(f"{'architecture':32} {'task':10} {'size':>5} {'params':>10} {'img/s (median)':>15} {'min-max':>13}")
+    print(
+        f"{'architecture':32} {'task':10} {'size':>5} {'params':>10} "
+        f"{'img/s (median)':>15} {'min-max':>13}"
+    )
     for name in args.arch or list(ARCHITECTURES):
         row = measure(name, sizes[name], args.batch_size, args.runs, args.batches)
         results.append(row)
         print(
             f"{name:32} {row['task']:10} {row['input_size']:5d} {row['params']:10,d} "
-            f"{row['img_per_s_median']:15.1f} {row['img_per_s_min']:6.1f}-{row['img_per_s_max']:<6.1f}",
+            f"{row['img_per_s_median']:15.1f} "
+            f"{row['img_per_s_min']:6.1f}-{row['img_per_s_max']:<6.1f}",
             flush=True,
         )
     if args.json:

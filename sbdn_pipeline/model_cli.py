@@ -75,10 +75,27 @@ def _command_line(ctx: click.Context) -> str:
     "(default identifier) or original-encoder-decoder.",
 )
 @click.option("--out", required=True, help="Run folder (created; reused to resume).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Planned epochs [default per arch: 40].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default per arch: 16]")
-@click.option("--image-size", type=click.IntRange(min=32), default=None, help="Input side S [default: the arch's shipping size].")
-@click.option("--learning-rate", type=click.FloatRange(min=0), default=None, help="Peak learning rate [default per arch].")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Planned epochs [default per arch: 40].",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="[default per arch: 16]"
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=32),
+    default=None,
+    help="Input side S [default: the arch's shipping size].",
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Peak learning rate [default per arch].",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--time-budget-minutes",
@@ -87,8 +104,18 @@ def _command_line(ctx: click.Context) -> str:
     show_default=True,
     help="Stop cleanly after this much training time (summed over resumes); 0 = no limit.",
 )
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None, help="Batches per epoch [default: one pass].")
-@click.option("--validation-steps", type=click.IntRange(min=1), default=None, help="Validation batches [default: all].")
+@click.option(
+    "--steps-per-epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Batches per epoch [default: one pass].",
+)
+@click.option(
+    "--validation-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Validation batches [default: all].",
+)
 @click.option("--source-groups", default=None, help="Comma-separated source groups to train on.")
 @click.option(
     "--exclude-source-groups",
@@ -100,8 +127,16 @@ def _command_line(ctx: click.Context) -> str:
     default=None,
     help="Train only on blurred examples [default: yes for the identifier].",
 )
-@click.option("--loss", type=click.Choice(["bce", "bce_dice", "mse"]), default=None, help="[default per arch]")
-@click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True, help="Early stopping patience (epochs).")
+@click.option(
+    "--loss", type=click.Choice(["bce", "bce_dice", "mse"]), default=None, help="[default per arch]"
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Early stopping patience (epochs).",
+)
 @click.option(
     "--letterbox-fraction",
     type=click.FloatRange(0, 1, max_open=True),
@@ -117,16 +152,30 @@ def _command_line(ctx: click.Context) -> str:
     help="Classifier only: weight of the training-only blur-map loss (deep supervision from "
     "the masks); 0 trains on image labels alone.",
 )
-@click.option("--cache/--no-cache", default=False, show_default=True, help="Cache the encoded training records in memory.")
-@click.option("--resume/--restart", default=True, show_default=True, help="Continue the run in --out, or start over.")
+@click.option(
+    "--cache/--no-cache",
+    default=False,
+    show_default=True,
+    help="Cache the encoded training records in memory.",
+)
+@click.option(
+    "--resume/--restart",
+    default=True,
+    show_default=True,
+    help="Continue the run in --out, or start over.",
+)
 @click.pass_context
-def train_command(ctx: click.Context, task: str, data: str, arch: str | None, out: str, **options) -> None:
+def train_command(
+    ctx: click.Context, task: str, data: str, arch: str | None, out: str, **options
+) -> None:
     """Train a blur classifier or blur identifier (TASK) on a synthetic data set."""
     from sbdn_pipeline import architectures
     from sbdn_pipeline.training import train as training
 
     arch = arch or (
-        architectures.DEFAULT_CLASSIFIER if task == "classifier" else architectures.DEFAULT_IDENTIFIER
+        architectures.DEFAULT_CLASSIFIER
+        if task == "classifier"
+        else architectures.DEFAULT_IDENTIFIER
     )
     budget_minutes = options.pop("time_budget_minutes")
     try:
@@ -157,7 +206,9 @@ def train_command(ctx: click.Context, task: str, data: str, arch: str | None, ou
 @click.option("--classifier", "classifier_path", default=None, help="Classifier .keras file.")
 @click.option("--identifier", "identifier_path", default=None, help="Identifier .keras file.")
 @click.option("--out", required=True, help="Folder for metrics.json, CSV files and plots.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
+)
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1),
@@ -165,10 +216,25 @@ def train_command(ctx: click.Context, task: str, data: str, arch: str | None, ou
     show_default=True,
     help="Classifier decision threshold (the shipped one by default).",
 )
-@click.option("--mask-threshold", type=click.FloatRange(0, 1), default=DEFAULT_MASK_THRESHOLD, show_default=True)
-@click.option("--baselines/--no-baselines", default=True, show_default=True, help="Also run the Laplacian baselines.")
+@click.option(
+    "--mask-threshold",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_MASK_THRESHOLD,
+    show_default=True,
+)
+@click.option(
+    "--baselines/--no-baselines",
+    default=True,
+    show_default=True,
+    help="Also run the Laplacian baselines.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Evaluate only the first N images.")
+@click.option(
+    "--max-examples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate only the first N images.",
+)
 @click.option("--plots/--no-plots", default=True, show_default=True)
 def evaluate_command(
     data: str,

@@ -29,7 +29,7 @@ class BlurModel(keras.Model):
         return {"name": self.name, "trainable": self.trainable}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "BlurModel":
+    def from_config(cls, config: dict[str, Any]) -> BlurModel:
         """Rebuild the network from its constructor arguments."""
         return cls(**config)
 

@@ -71,9 +71,7 @@ def global_context(x: Any, *, reduction: int = 4, name: str) -> Any:
     return layers.Multiply(name=f"{name}_scale")([x, gate])
 
 
-def upsample_merge(
-    x: Any, skip: Any, filters: int, *, name: str, momentum: float = 0.99
-) -> Any:
+def upsample_merge(x: Any, skip: Any, filters: int, *, name: str, momentum: float = 0.99) -> Any:
     """Bilinear 2x upsampling, concatenation with the encoder skip, one separable block."""
     x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
     x = layers.Concatenate(name=f"{name}_concat")([x, skip])

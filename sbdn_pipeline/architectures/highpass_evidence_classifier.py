@@ -72,7 +72,9 @@ class HighPassEvidenceClassifier(BlurModel):
                 f"{stage_filters} and {stage_blocks}"
             )
         if input_size < 4 * 2 ** (len(stage_filters) - 1):
-            raise ValueError(f"input_size {input_size} is too small for {len(stage_filters)} stages")
+            raise ValueError(
+                f"input_size {input_size} is too small for {len(stage_filters)} stages"
+            )
 
         # === Layers ===
         high_pass = HighPassFilters(gain=high_pass_gain, name="high_pass")

@@ -80,9 +80,7 @@ class HighPassUNet(BlurModel):
         images = keras.Input(shape=(input_size, input_size, 3), name="image")
         filtered = high_pass(images)
         momentum = batch_norm_momentum
-        x = conv_bn_relu(
-            filtered, encoder_filters[0], 2, strides=2, name="stem", momentum=momentum
-        )
+        x = conv_bn_relu(filtered, encoder_filters[0], 2, strides=2, name="stem", momentum=momentum)
         features = {0: filtered}  # level L has resolution S / 2**L
         for level in range(1, 6):
             filters = encoder_filters[level - 1]
@@ -99,9 +97,7 @@ class HighPassUNet(BlurModel):
         x = global_context(x, name="context")
         for level in range(4, int(math.log2(output_stride)) - 1, -1):
             filters = encoder_filters[level - 1] if level > 0 else max(8, encoder_filters[0] // 2)
-            x = upsample_merge(
-                x, features[level], filters, name=f"dec{level}", momentum=momentum
-            )
+            x = upsample_merge(x, features[level], filters, name=f"dec{level}", momentum=momentum)
         outputs = head(x)
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 

@@ -55,7 +55,10 @@ def energy_window(height: int, width: int) -> int:
 
 
 def laplacian_energy_map(
-    image: Any, window: int | None = None, low_percentile: float = 1.0, high_percentile: float = 99.0
+    image: Any,
+    window: int | None = None,
+    low_percentile: float = 1.0,
+    high_percentile: float = 99.0,
 ) -> np.ndarray:
     """Per-pixel P(blurred)-like map in [0, 1] from local Laplacian energy (1 = blurred).
 

@@ -126,7 +126,9 @@ def iterate_records(data_dir: str, split: str) -> Iterator[dict[str, Any]]:
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").map(reader.parse_serialized)
     for record in records.as_numpy_iterator():
         yield {
-            key: value.decode("utf-8") if isinstance(value, bytes) and key not in (features.IMAGE, features.MASK) else value
+            key: value.decode("utf-8")
+            if isinstance(value, bytes) and key not in (features.IMAGE, features.MASK)
+            else value
             for key, value in record.items()
         }
 
@@ -183,17 +185,23 @@ class _MaskGroups:
         self.overall = metrics.MaskMetrics(threshold=threshold)
         self.groups: dict[str, dict[str, metrics.MaskMetrics]] = {}
 
-    def add(self, predicted: np.ndarray, truth: np.ndarray, groups: dict[str, str]) -> dict[str, float]:
+    def add(
+        self, predicted: np.ndarray, truth: np.ndarray, groups: dict[str, str]
+    ) -> dict[str, float]:
         scores = self.overall.add(predicted, truth)
         for name, value in groups.items():
             per_value = self.groups.setdefault(name, {})
-            per_value.setdefault(value, metrics.MaskMetrics(threshold=self.threshold)).add(predicted, truth)
+            per_value.setdefault(value, metrics.MaskMetrics(threshold=self.threshold)).add(
+                predicted, truth
+            )
         return scores
 
     def summary(self) -> dict[str, Any]:
         result = self.overall.summary()
         for name, per_value in self.groups.items():
-            result[f"per_{name}"] = {value: accumulator.summary() for value, accumulator in sorted(per_value.items())}
+            result[f"per_{name}"] = {
+                value: accumulator.summary() for value, accumulator in sorted(per_value.items())
+            }
         return result
 
 
@@ -235,7 +243,9 @@ def evaluate_dataset(
     rows: list[dict[str, Any]] = []
     identifier_masks = _MaskGroups(mask_threshold)
     baseline_masks = _MaskGroups(mask_threshold)
-    end_to_end = {name: metrics.MaskMetrics(threshold=mask_threshold) for name in ("models", "baselines")}
+    end_to_end = {
+        name: metrics.MaskMetrics(threshold=mask_threshold) for name in ("models", "baselines")
+    }
     sharp_flagged = {"models": 0, "baselines": 0}
     start = time.monotonic()
     records = iterate_records(data_dir, split)
@@ -301,8 +311,14 @@ def evaluate_dataset(
                 energy_map = baselines.laplacian_energy_map(native)
                 if label:
                     mask_scores = baseline_masks.add(energy_map, truth, groups)
-                    row.update({f"laplacian_energy_{key}": value for key, value in mask_scores.items()})
-                gated = energy_map if blur_score >= calibration["threshold"] else np.zeros_like(energy_map)
+                    row.update(
+                        {f"laplacian_energy_{key}": value for key, value in mask_scores.items()}
+                    )
+                gated = (
+                    energy_map
+                    if blur_score >= calibration["threshold"]
+                    else np.zeros_like(energy_map)
+                )
                 end_to_end["baselines"].add(gated, truth)
                 if not label and np.any(gated >= mask_threshold):
                     sharp_flagged["baselines"] += 1
@@ -353,7 +369,9 @@ def evaluate_dataset(
         scores = np.array([row[key] for row in rows])
         result = metrics.classifier_summary(labels, scores, decision_threshold)
         for name, values in groups_of.items():
-            result[f"accuracy_per_{name}"] = metrics.accuracy_by_group(labels, scores, values, decision_threshold)
+            result[f"accuracy_per_{name}"] = metrics.accuracy_by_group(
+                labels, scores, values, decision_threshold
+            )
         result["auc_per_blur_kind_vs_sharp"] = metrics.auc_by_group_against_sharp(
             labels, scores, groups_of["blur_kind"]
         )
@@ -375,13 +393,17 @@ def evaluate_dataset(
         e2e["models"] = {
             **end_to_end["models"].summary(),
             "sharp_images_with_nonempty_mask": sharp_flagged["models"],
-            "sharp_images_with_nonempty_mask_fraction": sharp_flagged["models"] / negatives if negatives else None,
+            "sharp_images_with_nonempty_mask_fraction": sharp_flagged["models"] / negatives
+            if negatives
+            else None,
         }
     if run_baselines:
         e2e["baselines"] = {
             **end_to_end["baselines"].summary(),
             "sharp_images_with_nonempty_mask": sharp_flagged["baselines"],
-            "sharp_images_with_nonempty_mask_fraction": sharp_flagged["baselines"] / negatives if negatives else None,
+            "sharp_images_with_nonempty_mask_fraction": sharp_flagged["baselines"] / negatives
+            if negatives
+            else None,
         }
     if e2e:
         report["end_to_end"] = {
@@ -392,7 +414,9 @@ def evaluate_dataset(
 
     _write_csv(rows, os.path.join(out_dir, PREDICTIONS_FILE))
     if make_plots:
-        report["plots"] = write_dataset_plots(report, rows, out_dir, identifier_masks, baseline_masks)
+        report["plots"] = write_dataset_plots(
+            report, rows, out_dir, identifier_masks, baseline_masks
+        )
     _write_json(report, os.path.join(out_dir, METRICS_FILE))
     log(headline(report))
     return report
@@ -425,12 +449,19 @@ def write_dataset_plots(
     identifier_masks: _MaskGroups,
     baseline_masks: _MaskGroups,
 ) -> list[str]:
-    """ROC, confusion matrix, accuracy per kind and per strength, mask PR curves and per-kind bars."""
+    """ROC, confusion matrices, accuracy per kind and strength, mask PR curves, per-kind bars."""
     from sbdn_pipeline.training import plots
 
     written = []
     labels = np.array([row["label"] for row in rows])
-    series = [(name, key) for name, key in ((MODEL_CLASSIFIER, "classifier_score"), (BASELINE_CLASSIFIER, "laplacian_score")) if name in report]
+    series = [
+        (name, key)
+        for name, key in (
+            (MODEL_CLASSIFIER, "classifier_score"),
+            (BASELINE_CLASSIFIER, "laplacian_score"),
+        )
+        if name in report
+    ]
     if series:
         curves = {}
         for name, key in series:
@@ -450,12 +481,22 @@ def write_dataset_plots(
             ("blur_kind", "accuracy_per_blur_kind.png", "accuracy per blur kind ('none' = sharp)"),
             ("strength_bucket", "accuracy_per_strength.png", "accuracy per blur strength"),
         ):
-            values = {name: {k: v["accuracy"] for k, v in report[name][f"accuracy_per_{group}"].items()} for name, _ in series}
+            values = {
+                name: {k: v["accuracy"] for k, v in report[name][f"accuracy_per_{group}"].items()}
+                for name, _ in series
+            }
             counts = {k: v["n"] for k, v in report[series[0][0]][f"accuracy_per_{group}"].items()}
-            written.append(plots.plot_group_bars(values, os.path.join(out_dir, file_name), title=title, counts=counts))
+            written.append(
+                plots.plot_group_bars(
+                    values, os.path.join(out_dir, file_name), title=title, counts=counts
+                )
+            )
     mask_series = {
         name: accumulator
-        for name, accumulator in ((MODEL_IDENTIFIER, identifier_masks), (BASELINE_MAP, baseline_masks))
+        for name, accumulator in (
+            (MODEL_IDENTIFIER, identifier_masks),
+            (BASELINE_MAP, baseline_masks),
+        )
         if name in report and accumulator.overall.count
     }
     if mask_series:
@@ -463,15 +504,24 @@ def write_dataset_plots(
         for name, accumulator in mask_series.items():
             _, precision, recall = accumulator.overall.curves()
             curves[f"{name} (max F {report[name]['max_f_beta']:.3f})"] = (recall, precision)
-        written.append(plots.plot_precision_recall_curves(curves, os.path.join(out_dir, "identifier_pr_curve.png")))
+        written.append(
+            plots.plot_precision_recall_curves(
+                curves, os.path.join(out_dir, "identifier_pr_curve.png")
+            )
+        )
         values = {
-            name: {kind: summary["max_f_beta"] for kind, summary in report[name]["per_blur_kind"].items()}
+            name: {
+                kind: summary["max_f_beta"]
+                for kind, summary in report[name]["per_blur_kind"].items()
+            }
             for name in mask_series
         }
         written.append(
             plots.plot_group_bars(
-                values, os.path.join(out_dir, "identifier_max_f_beta_per_blur_kind.png"),
-                ylabel="max F-beta", title="blur masks per blur kind (blurred images)",
+                values,
+                os.path.join(out_dir, "identifier_max_f_beta_per_blur_kind.png"),
+                ylabel="max F-beta",
+                title="blur masks per blur kind (blurred images)",
             )
         )
     return [os.path.basename(path) for path in written]
@@ -556,11 +606,21 @@ def evaluate_folder(
             masks = predict_masks(model, info.input_size, [view for _, view in decoded], shapes)
             for (row, _), mask in zip(decoded, masks):
                 row["blur_area_fraction"] = float(np.mean(mask >= mask_threshold))
-        log(f"scored {len(rows)}/{len(uris)} files ({len(rows) / max(time.monotonic() - start, 1e-9):.1f} img/s)")
+        log(
+            f"scored {len(rows)}/{len(uris)} files "
+            f"({len(rows) / max(time.monotonic() - start, 1e-9):.1f} img/s)"
+        )
 
     report: dict[str, Any] = {
-        "data": {"path": input_spec, "files": len(rows), "errors": sum("error" in row for row in rows)},
-        "models": {role: {"path": info.path, "sha256": info.sha256, "input_size": info.input_size} for role, (_, info) in loaded.items()},
+        "data": {
+            "path": input_spec,
+            "files": len(rows),
+            "errors": sum("error" in row for row in rows),
+        },
+        "models": {
+            role: {"path": info.path, "sha256": info.sha256, "input_size": info.input_size}
+            for role, (_, info) in loaded.items()
+        },
         "classifier_threshold": threshold,
         "mask_threshold": mask_threshold,
     }
@@ -569,7 +629,9 @@ def evaluate_folder(
     if label_values == {0, 1}:
         labels = [row["label"] for row in labelled]
         if MODEL_CLASSIFIER in loaded:
-            report[MODEL_CLASSIFIER] = metrics.classifier_summary(labels, [row["blur_probability"] for row in labelled], threshold)
+            report[MODEL_CLASSIFIER] = metrics.classifier_summary(
+                labels, [row["blur_probability"] for row in labelled], threshold
+            )
         if run_baselines:
             laplacian_scores = [row["laplacian_score"] for row in labelled]
             report[BASELINE_CLASSIFIER] = {
@@ -627,15 +689,31 @@ def evaluate(
     """
     if is_dataset(data):
         return evaluate_dataset(
-            data, out_dir, classifier=classifier, identifier=identifier, run_baselines=baselines,
-            threshold=threshold, mask_threshold=mask_threshold, split=split,
-            calibration_split=calibration_split, batch_size=batch_size,
-            max_examples=max_examples, make_plots=make_plots, log=log,
+            data,
+            out_dir,
+            classifier=classifier,
+            identifier=identifier,
+            run_baselines=baselines,
+            threshold=threshold,
+            mask_threshold=mask_threshold,
+            split=split,
+            calibration_split=calibration_split,
+            batch_size=batch_size,
+            max_examples=max_examples,
+            make_plots=make_plots,
+            log=log,
         )
     return evaluate_folder(
-        data, out_dir, classifier=classifier, identifier=identifier, run_baselines=baselines,
-        threshold=threshold, mask_threshold=mask_threshold, batch_size=batch_size,
-        max_examples=max_examples, log=log,
+        data,
+        out_dir,
+        classifier=classifier,
+        identifier=identifier,
+        run_baselines=baselines,
+        threshold=threshold,
+        mask_threshold=mask_threshold,
+        batch_size=batch_size,
+        max_examples=max_examples,
+        log=log,
     )
 
 

@@ -167,7 +167,9 @@ def _safe_precision_recall(
 ) -> tuple[np.ndarray, np.ndarray]:
     # Nothing predicted: precision is 1 when there was nothing to find, else 0.
     predicted = tp + fp
-    precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 1.0 if positives == 0 else 0.0)
+    precision = np.where(
+        predicted > 0, tp / np.maximum(predicted, 1), 1.0 if positives == 0 else 0.0
+    )
     recall = tp / positives if positives else np.ones_like(tp, dtype="float64")
     return precision.astype("float64"), np.asarray(recall, dtype="float64")
 
@@ -190,7 +192,9 @@ def mask_precision_recall_curve(
     return _safe_precision_recall(tp, fp, int(truth.sum()))
 
 
-def mask_precision_recall_at(predicted: Any, truth: Any, threshold: float = 0.5) -> tuple[float, float]:
+def mask_precision_recall_at(
+    predicted: Any, truth: Any, threshold: float = 0.5
+) -> tuple[float, float]:
     """Precision and recall of one mask at one threshold."""
     predicted, truth = _mask_pair(predicted, truth)
     verdict = predicted >= threshold
@@ -220,7 +224,9 @@ def f_beta(precision: Any, recall: Any, beta_squared: float = BETA_SQUARED) -> n
     recall = np.asarray(recall, dtype="float64")
     denominator = beta_squared * precision + recall
     return np.where(
-        denominator > 0, (1 + beta_squared) * precision * recall / np.maximum(denominator, 1e-12), 0.0
+        denominator > 0,
+        (1 + beta_squared) * precision * recall / np.maximum(denominator, 1e-12),
+        0.0,
     )
 
 
@@ -234,7 +240,10 @@ class MaskMetrics:
     """
 
     def __init__(
-        self, steps: int = DEFAULT_SWEEP_STEPS, threshold: float = 0.5, beta_squared: float = BETA_SQUARED
+        self,
+        steps: int = DEFAULT_SWEEP_STEPS,
+        threshold: float = 0.5,
+        beta_squared: float = BETA_SQUARED,
     ) -> None:
         self.steps = steps
         self.threshold = threshold
@@ -276,7 +285,7 @@ class MaskMetrics:
         return thresholds, self._precision_sum / count, self._recall_sum / count
 
     def summary(self) -> dict[str, Any]:
-        """max-F-beta (and its threshold), F-beta / precision / recall / IoU at the threshold, MAE."""
+        """max-F-beta and its threshold; F-beta, precision, recall, IoU at the threshold; MAE."""
         if not self.count:
             return {"n": 0}
         thresholds, precision, recall = self.curves()
@@ -337,7 +346,10 @@ def accuracy_by_group(
     labels = np.asarray(labels).reshape(-1)
     scores = np.asarray(scores, dtype="float64").reshape(-1)
     return {
-        str(group): {"n": int(index.size), "accuracy": accuracy(labels[index], scores[index], threshold)}
+        str(group): {
+            "n": int(index.size),
+            "accuracy": accuracy(labels[index], scores[index], threshold),
+        }
         for group, index in group_indices(groups).items()
     }
 

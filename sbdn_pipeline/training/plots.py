@@ -131,7 +131,9 @@ def plot_group_bars(
     for index, (name, series) in enumerate(values.items()):
         heights = [series.get(group, np.nan) for group in groups]
         axis.bar(positions + (index - (len(values) - 1) / 2) * width, heights, width, label=name)
-    labels = [f"{group}\n(n={counts[group]})" if counts and group in counts else group for group in groups]
+    labels = [
+        f"{group}\n(n={counts[group]})" if counts and group in counts else group for group in groups
+    ]
     axis.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
     axis.set_ylim(0, 1.05)
     axis.set_ylabel(ylabel)

@@ -51,17 +51,32 @@ LOSSES = ("bce", "bce_dice", "mse")
 # originals at the 224 px of the original research.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "highpass-evidence-classifier": {
-        "image_size": 384, "batch_size": 16, "epochs": 40, "learning_rate": 2e-3, "loss": "bce",
+        "image_size": 384,
+        "batch_size": 16,
+        "epochs": 40,
+        "learning_rate": 2e-3,
+        "loss": "bce",
     },
     "resnet50": {
-        "image_size": 224, "batch_size": 16, "epochs": 40, "learning_rate": 1e-3, "loss": "bce",
+        "image_size": 224,
+        "batch_size": 16,
+        "epochs": 40,
+        "learning_rate": 1e-3,
+        "loss": "bce",
     },
     "highpass-unet": {
-        "image_size": 320, "batch_size": 16, "epochs": 40, "learning_rate": 2e-3,
+        "image_size": 320,
+        "batch_size": 16,
+        "epochs": 40,
+        "learning_rate": 2e-3,
         "loss": "bce_dice",
     },
     "original-encoder-decoder": {
-        "image_size": 224, "batch_size": 16, "epochs": 40, "learning_rate": 1e-3, "loss": "mse",
+        "image_size": 224,
+        "batch_size": 16,
+        "epochs": 40,
+        "learning_rate": 1e-3,
+        "loss": "mse",
     },
 }
 DEFAULT_PATIENCE = 8
@@ -318,7 +333,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         progress = 0.0
         planned = self._planned_steps()
         if planned:
-            progress = max(progress, (step - self.warmup_steps) / max(planned - self.warmup_steps, 1))
+            progress = max(
+                progress, (step - self.warmup_steps) / max(planned - self.warmup_steps, 1)
+            )
         if self.time_budget_s:
             progress = max(progress, self.elapsed_s() / self.time_budget_s)
         progress = min(progress, 1.0)
@@ -372,8 +389,10 @@ class TrainingMonitor(keras.callbacks.Callback):
 
         checkpoints = os.path.join(self.out_dir, CHECKPOINT_DIR)
         val_loss = logs.get(self.monitor)
-        improved = val_loss is not None and math.isfinite(val_loss) and (
-            state["best_val_loss"] is None or val_loss < state["best_val_loss"] - 1e-6
+        improved = (
+            val_loss is not None
+            and math.isfinite(val_loss)
+            and (state["best_val_loss"] is None or val_loss < state["best_val_loss"] - 1e-6)
         )
         if improved:
             state["best_val_loss"] = val_loss
@@ -582,7 +601,9 @@ def resolve_source_groups(
         if not any(group == prefix or group.startswith(prefix) for prefix in exclude_source_groups)
     ]
     if not kept:
-        raise ValueError(f"excluding {list(exclude_source_groups)} leaves no source group of {available}")
+        raise ValueError(
+            f"excluding {list(exclude_source_groups)} leaves no source group of {available}"
+        )
     return kept
 
 
@@ -593,7 +614,8 @@ def manifest_source_groups(data_dir: str) -> list[str]:
     path = os.path.join(data_dir, features.MANIFEST_JSON)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(
-            f"no {features.MANIFEST_JSON} in {data_dir}: is it a data set made by sbdn make-dataset?"
+            f"no {features.MANIFEST_JSON} in {data_dir}: "
+            "is it a data set made by sbdn make-dataset?"
         )
     with tf.io.gfile.GFile(path, "r") as handle:
         manifest = json.load(handle)
@@ -694,13 +716,27 @@ def train(
         positives_only = task == IDENTIFIER
     groups = resolve_source_groups(data_dir, task, source_groups, exclude_source_groups)
     arguments = {
-        "task": task, "data_dir": data_dir, "arch": arch, "out_dir": out_dir, "epochs": epochs,
-        "batch_size": batch_size, "image_size": image_size, "learning_rate": learning_rate,
-        "seed": seed, "steps_per_epoch": steps_per_epoch, "validation_steps": validation_steps,
-        "time_budget_s": time_budget_s, "source_groups": groups,
-        "positives_only": positives_only, "loss": loss, "patience": patience,
-        "warmup_steps": warmup_steps, "shuffle_buffer": shuffle_buffer, "cache": cache,
-        "letterbox_fraction": letterbox_fraction, "model_kwargs": model_kwargs or {},
+        "task": task,
+        "data_dir": data_dir,
+        "arch": arch,
+        "out_dir": out_dir,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "steps_per_epoch": steps_per_epoch,
+        "validation_steps": validation_steps,
+        "time_budget_s": time_budget_s,
+        "source_groups": groups,
+        "positives_only": positives_only,
+        "loss": loss,
+        "patience": patience,
+        "warmup_steps": warmup_steps,
+        "shuffle_buffer": shuffle_buffer,
+        "cache": cache,
+        "letterbox_fraction": letterbox_fraction,
+        "model_kwargs": model_kwargs or {},
         "blur_map_weight": blur_map_weight if supports_blur_map(arch) else 0.0,
     }
 
@@ -794,7 +830,9 @@ def supports_blur_map(arch: str) -> bool:
     return "blur_map_output" in inspect.signature(architectures.architecture_class(arch)).parameters
 
 
-def label_and_blur_map(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+def label_and_blur_map(
+    images: tf.Tensor, masks: tf.Tensor
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Identifier batches -> (images, {classifier label, blur map}) for deep supervision.
 
     The label follows the reader's classifier rule: blurry when at least

@@ -31,6 +31,8 @@ def test_cells_count_when_more_than_half_is_content():
 
 
 def test_all_black_input_pools_to_zero():
-    pooled = np.asarray(ContentPooling()([np.ones((2, 3, 3, 4), "float32"), np.zeros((2, 6, 6, 3), "float32")]))
+    pooled = np.asarray(
+        ContentPooling()([np.ones((2, 3, 3, 4), "float32"), np.zeros((2, 6, 6, 3), "float32")])
+    )
     assert pooled.shape == (2, 8)
     np.testing.assert_allclose(pooled, 0.0)

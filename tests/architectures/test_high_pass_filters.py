@@ -32,7 +32,8 @@ def test_checkerboard_gives_strong_laplacian_and_blur_lowers_it():
     sharp_out = _interior(np.asarray(layer(image)))
     blurred_out = _interior(np.asarray(layer(blurred_image.astype("float32"))))
 
-    # Laplacian of a 0/1 checkerboard is +-4 (luma weights sum to 1): |lap| = relu(lap) + relu(-lap).
+    # Laplacian of a 0/1 checkerboard is +-4 (luma weights sum to 1);
+    # |lap| = relu(lap) + relu(-lap).
     np.testing.assert_allclose(sharp_out[..., 3] + sharp_out[..., 6], 4.0, rtol=1e-4)
     assert blurred_out[..., 3:].mean() < 0.25 * sharp_out[..., 3:].mean()
 

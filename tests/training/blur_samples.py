@@ -16,7 +16,9 @@ def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of an RGB uint8 image."""
-    return np.clip(ndimage.gaussian_filter(image.astype("float32"), (sigma, sigma, 0)), 0, 255).astype("uint8")
+    return np.clip(
+        ndimage.gaussian_filter(image.astype("float32"), (sigma, sigma, 0)), 0, 255
+    ).astype("uint8")
 
 
 def example(
@@ -117,14 +119,18 @@ def write_dataset(
         written[split] = records
         group_counts: dict[str, int] = {}
         for record in records:
-            group_counts[record[features.SOURCE_GROUP]] = group_counts.get(record[features.SOURCE_GROUP], 0) + 1
+            group_counts[record[features.SOURCE_GROUP]] = (
+                group_counts.get(record[features.SOURCE_GROUP], 0) + 1
+            )
         manifest_splits[split] = {"examples": count, features.SOURCE_GROUP: group_counts}
     with open(os.path.join(data_dir, features.MANIFEST_JSON), "w", encoding="utf-8") as handle:
         json.dump({"format_version": 1, "splits": manifest_splits}, handle)
     return written
 
 
-def save_constant_models(folder: str, size: int, logit: float = 20.0, mask_stride: int = 4) -> dict[str, str]:
+def save_constant_models(
+    folder: str, size: int, logit: float = 20.0, mask_stride: int = 4
+) -> dict[str, str]:
     """A classifier and an identifier that answer sigmoid(logit) whatever the image.
 
     With a large logit they call everything blurry, which makes every metric computable by
@@ -136,12 +142,21 @@ def save_constant_models(folder: str, size: int, logit: float = 20.0, mask_strid
 
     inputs = keras.Input((size, size, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
-    decide = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(logit))
+    decide = keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(logit),
+    )
     classifier = keras.Model(inputs, decide(pooled))
-    per_block = keras.layers.Conv2D(1, mask_stride, strides=mask_stride, activation="sigmoid",
-                                    kernel_initializer="zeros",
-                                    bias_initializer=keras.initializers.Constant(logit))
+    per_block = keras.layers.Conv2D(
+        1,
+        mask_stride,
+        strides=mask_stride,
+        activation="sigmoid",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(logit),
+    )
     inputs = keras.Input((size, size, 3))
     identifier = keras.Model(inputs, per_block(inputs))
     paths = {

@@ -48,7 +48,9 @@ def test_energy_map_marks_the_blurred_half():
 
 
 def test_energy_map_of_a_flat_image_is_undecided():
-    np.testing.assert_allclose(baselines.laplacian_energy_map(np.full((20, 30, 3), 7, "uint8")), 0.5)
+    np.testing.assert_allclose(
+        baselines.laplacian_energy_map(np.full((20, 30, 3), 7, "uint8")), 0.5
+    )
 
 
 def test_energy_window_scales_with_the_long_side():

@@ -44,15 +44,24 @@ def test_models_that_call_everything_blurred_score_exactly_as_computed_by_hand(
     tiny_data, constant_models, tmp_path
 ):
     report = evaluate.evaluate(
-        tiny_data["dir"], str(tmp_path), classifier=constant_models["classifier"],
-        identifier=constant_models["identifier"], baselines=False, log=lambda line: None,
+        tiny_data["dir"],
+        str(tmp_path),
+        classifier=constant_models["classifier"],
+        identifier=constant_models["identifier"],
+        baselines=False,
+        log=lambda line: None,
     )
 
     records = tiny_data["records"]["test"]
     labels = [record[features.LABEL] for record in records]
     positives, negatives = sum(labels), len(labels) - sum(labels)
-    assert report["data"] == {"path": tiny_data["dir"], "split": "test", "n": 12,
-                              "positives": positives, "negatives": negatives}
+    assert report["data"] == {
+        "path": tiny_data["dir"],
+        "split": "test",
+        "n": 12,
+        "positives": positives,
+        "negatives": negatives,
+    }
     # Everything called blurry.
     assert report["classifier"]["accuracy"] == pytest.approx(positives / len(labels))
     assert report["classifier"]["confusion_matrix"]["fp"] == negatives
@@ -65,7 +74,10 @@ def test_models_that_call_everything_blurred_score_exactly_as_computed_by_hand(
     assert identifier["mae"] == pytest.approx(1 - np.mean(fractions), abs=1e-6)
     assert identifier["recall"] == pytest.approx(1.0)
     assert identifier["f_beta"] == pytest.approx(metrics.f_beta(np.mean(fractions), 1.0), abs=1e-6)
-    assert identifier["per_blur_kind"]["gaussian"]["n"] + identifier["per_blur_kind"]["motion"]["n"] == positives
+    assert (
+        identifier["per_blur_kind"]["gaussian"]["n"] + identifier["per_blur_kind"]["motion"]["n"]
+        == positives
+    )
     # End to end, every sharp image gets a full mask: precision 0 there.
     end_to_end = report["end_to_end"]["models"]
     assert end_to_end["sharp_images_with_nonempty_mask"] == negatives
@@ -73,18 +85,30 @@ def test_models_that_call_everything_blurred_score_exactly_as_computed_by_hand(
 
     with open(tmp_path / "predictions.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 12 and {row["source_id"] for row in rows} == {r[features.SOURCE_ID] for r in records}
+    assert len(rows) == 12 and {row["source_id"] for row in rows} == {
+        r[features.SOURCE_ID] for r in records
+    }
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["classifier"]["accuracy"] == report["classifier"]["accuracy"]
-    for name in ("roc.png", "confusion_matrix_classifier.png", "accuracy_per_blur_kind.png",
-                 "accuracy_per_strength.png", "identifier_pr_curve.png"):
+    for name in (
+        "roc.png",
+        "confusion_matrix_classifier.png",
+        "accuracy_per_blur_kind.png",
+        "accuracy_per_strength.png",
+        "identifier_pr_curve.png",
+    ):
         assert os.path.getsize(tmp_path / name) > 0
 
 
-def test_energy_models_and_baselines_find_the_blur_and_its_place(tiny_data, energy_models, tmp_path):
+def test_energy_models_and_baselines_find_the_blur_and_its_place(
+    tiny_data, energy_models, tmp_path
+):
     report = evaluate.evaluate(
-        tiny_data["dir"], str(tmp_path), classifier=energy_models["classifier"],
-        identifier=energy_models["identifier"], log=lambda line: None,
+        tiny_data["dir"],
+        str(tmp_path),
+        classifier=energy_models["classifier"],
+        identifier=energy_models["identifier"],
+        log=lambda line: None,
     )
 
     assert report["classifier"]["roc_auc"] > 0.95 and report["classifier"]["accuracy"] > 0.9
@@ -104,12 +128,17 @@ def test_laplacian_threshold_is_the_best_on_the_calibration_split(tiny_data):
     calibration = evaluate.calibrate_laplacian_threshold(tiny_data["dir"], "val")
     records = tiny_data["records"]["val"]
     labels = [record[features.LABEL] for record in records]
-    scores = [baselines.laplacian_blur_score(features.decode_image(record[features.IMAGE])) for record in records]
+    scores = [
+        baselines.laplacian_blur_score(features.decode_image(record[features.IMAGE]))
+        for record in records
+    ]
     best = max(metrics.accuracy(labels, scores, t) for t in sorted(scores) + [max(scores) + 1])
     assert calibration["accuracy_on_split"] == pytest.approx(best)
 
 
-def test_folder_of_images_gets_scores_per_file_and_labels_from_folder_names(energy_models, tmp_path):
+def test_folder_of_images_gets_scores_per_file_and_labels_from_folder_names(
+    energy_models, tmp_path
+):
     rng = np.random.default_rng(5)
     images = tmp_path / "photos"
     for label_folder, blurred in (("sharp", False), ("blurry", True)):
@@ -122,8 +151,11 @@ def test_folder_of_images_gets_scores_per_file_and_labels_from_folder_names(ener
     (images / "sharp" / "broken.jpg").write_bytes(b"not an image at all")
 
     report = evaluate.evaluate(
-        str(images), str(tmp_path / "out"), classifier=energy_models["classifier"],
-        identifier=energy_models["identifier"], log=lambda line: None,
+        str(images),
+        str(tmp_path / "out"),
+        classifier=energy_models["classifier"],
+        identifier=energy_models["identifier"],
+        log=lambda line: None,
     )
 
     assert report["data"]["files"] == 7 and report["data"]["errors"] == 1
@@ -132,7 +164,9 @@ def test_folder_of_images_gets_scores_per_file_and_labels_from_folder_names(ener
     with open(tmp_path / "out" / "scores.csv", encoding="utf-8") as handle:
         rows = {os.path.basename(row["uri"]) + row["label"]: row for row in csv.DictReader(handle)}
     assert rows["broken.jpg0"]["error"].startswith("not_an_image")
-    assert float(rows["0.png1"]["blur_probability"]) > 0.5 > float(rows["0.png0"]["blur_probability"])
+    assert (
+        float(rows["0.png1"]["blur_probability"]) > 0.5 > float(rows["0.png0"]["blur_probability"])
+    )
     # Fully blurred; only the blocks on the edge next to the black letterbox band look sharp.
     assert float(rows["0.png1"]["blur_area_fraction"]) > 0.7
     assert float(rows["0.png0"]["blur_area_fraction"]) < 0.05

@@ -40,7 +40,11 @@ def test_confusion_accuracy_precision_recall_at_threshold():
     assert recall == 1.0
     summary = metrics.classifier_summary(LABELS, SCORES, 0.6)
     assert summary["confusion_matrix"] == {
-        "rows_truth_cols_verdict": ["sharp", "blurry"], "tn": 2, "fp": 0, "fn": 1, "tp": 1
+        "rows_truth_cols_verdict": ["sharp", "blurry"],
+        "tn": 2,
+        "fp": 0,
+        "fn": 1,
+        "tp": 1,
     }
     assert summary["accuracy"] == pytest.approx(0.75)
 
@@ -58,7 +62,9 @@ def test_roc_curve_runs_from_origin_to_corner():
 
 
 def test_best_accuracy_threshold_splits_separable_scores():
-    assert metrics.best_accuracy_threshold([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.25)
+    assert metrics.best_accuracy_threshold([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == pytest.approx(
+        0.25
+    )
 
 
 TRUTH = np.array([[1, 1], [0, 0]], dtype="float32")
@@ -68,7 +74,9 @@ PREDICTED = np.array([[0.9, 0.4], [0.6, 0.1]], dtype="float32")
 def test_mask_iou_mae_precision_recall_by_hand():
     # At 0.5 the prediction marks (0,0) and (1,0): intersection 1, union 3.
     assert metrics.iou(PREDICTED, TRUTH) == pytest.approx(1 / 3)
-    assert metrics.mean_absolute_error(PREDICTED, TRUTH) == pytest.approx((0.1 + 0.6 + 0.6 + 0.1) / 4)
+    assert metrics.mean_absolute_error(PREDICTED, TRUTH) == pytest.approx(
+        (0.1 + 0.6 + 0.6 + 0.1) / 4
+    )
     assert metrics.mask_precision_recall_at(PREDICTED, TRUTH, 0.5) == (0.5, 0.5)
     assert metrics.iou(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
 

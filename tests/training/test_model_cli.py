@@ -21,9 +21,15 @@ def recorded_train(monkeypatch: pytest.MonkeyPatch) -> dict:
         calls.update(task=task, data_dir=data_dir, arch=arch, out_dir=out_dir, **kwargs)
         kwargs["log"]("epoch 1/1  loss 0.5000")
         return training.TrainResult(
-            out_dir=out_dir, model_path=f"{out_dir}/model.keras", model_sha256="0" * 64,
-            epochs_run=1, best_epoch=1, best_val={"val_loss": 0.5}, wall_time_s=90.0,
-            stopped_because="completed_epochs", summary_path=f"{out_dir}/train_summary.json",
+            out_dir=out_dir,
+            model_path=f"{out_dir}/model.keras",
+            model_sha256="0" * 64,
+            epochs_run=1,
+            best_epoch=1,
+            best_val={"val_loss": 0.5},
+            wall_time_s=90.0,
+            stopped_because="completed_epochs",
+            summary_path=f"{out_dir}/train_summary.json",
         )
 
     monkeypatch.setattr(training, "train", fake_train)
@@ -31,7 +37,9 @@ def recorded_train(monkeypatch: pytest.MonkeyPatch) -> dict:
 
 
 def test_train_defaults_to_the_efficient_network_with_a_one_hour_budget(recorded_train):
-    result = CliRunner().invoke(model_cli.train_command, ["identifier", "--data", "D", "--out", "O"])
+    result = CliRunner().invoke(
+        model_cli.train_command, ["identifier", "--data", "D", "--out", "O"]
+    )
 
     assert result.exit_code == 0, result.output
     assert recorded_train["arch"] == "highpass-unet"
@@ -43,16 +51,46 @@ def test_train_defaults_to_the_efficient_network_with_a_one_hour_budget(recorded
 
 def test_train_passes_every_option_and_records_the_command(recorded_train):
     args = [
-        "classifier", "--data", "D", "--arch", "resnet50", "--out", "O", "--epochs", "3",
-        "--batch-size", "8", "--image-size", "96", "--learning-rate", "0.01", "--seed", "7",
-        "--time-budget-minutes", "0", "--steps-per-epoch", "5", "--source-groups", "a, b",
-        "--exclude-source-groups", "", "--all-examples", "--loss", "bce", "--restart",
+        "classifier",
+        "--data",
+        "D",
+        "--arch",
+        "resnet50",
+        "--out",
+        "O",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "96",
+        "--learning-rate",
+        "0.01",
+        "--seed",
+        "7",
+        "--time-budget-minutes",
+        "0",
+        "--steps-per-epoch",
+        "5",
+        "--source-groups",
+        "a, b",
+        "--exclude-source-groups",
+        "",
+        "--all-examples",
+        "--loss",
+        "bce",
+        "--restart",
     ]
     result = CliRunner().invoke(model_cli.train_command, args)
 
     assert result.exit_code == 0, result.output
     call = recorded_train
-    assert (call["task"], call["arch"], call["epochs"], call["batch_size"]) == ("classifier", "resnet50", 3, 8)
+    assert (call["task"], call["arch"], call["epochs"], call["batch_size"]) == (
+        "classifier",
+        "resnet50",
+        3,
+        8,
+    )
     assert (call["image_size"], call["learning_rate"], call["seed"]) == (96, 0.01, 7)
     assert call["time_budget_s"] is None and call["steps_per_epoch"] == 5
     assert call["source_groups"] == ["a", "b"] and call["exclude_source_groups"] == []
@@ -66,7 +104,9 @@ def test_train_passes_every_option_and_records_the_command(recorded_train):
 
 
 def test_train_rejects_an_unknown_architecture_before_any_work(recorded_train):
-    result = CliRunner().invoke(model_cli.train_command, ["classifier", "--data", "D", "--arch", "vgg", "--out", "O"])
+    result = CliRunner().invoke(
+        model_cli.train_command, ["classifier", "--data", "D", "--arch", "vgg", "--out", "O"]
+    )
     assert result.exit_code == 1
     assert "unknown architecture 'vgg'" in result.output and not recorded_train
 
@@ -78,7 +118,15 @@ def test_evaluate_writes_metrics_for_a_data_set(tmp_path):
 
     result = CliRunner().invoke(
         model_cli.evaluate_command,
-        ["--data", str(data), "--classifier", models["classifier"], "--out", str(tmp_path / "eval"), "--no-plots"],
+        [
+            "--data",
+            str(data),
+            "--classifier",
+            models["classifier"],
+            "--out",
+            str(tmp_path / "eval"),
+            "--no-plots",
+        ],
     )
 
     assert result.exit_code == 0, result.output
@@ -92,6 +140,13 @@ def test_evaluate_reports_a_missing_model_as_a_clean_error(tmp_path):
     blur_samples.write_dataset(str(data), {"val": 2, "test": 2})
     result = CliRunner().invoke(
         model_cli.evaluate_command,
-        ["--data", str(data), "--classifier", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "eval")],
+        [
+            "--data",
+            str(data),
+            "--classifier",
+            str(tmp_path / "missing.keras"),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
     )
     assert result.exit_code == 1 and "model file not found" in result.output

@@ -49,9 +49,19 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, tmp_path):
     lines: list[str] = []
     result = training.train(
-        "classifier", tiny_data, "highpass-evidence-classifier", str(tmp_path), epochs=4,
-        steps_per_epoch=30, batch_size=8, image_size=SIZE, learning_rate=3e-3, warmup_steps=10,
-        model_kwargs=TINY_CLASSIFIER, command="pytest", log=lines.append,
+        "classifier",
+        tiny_data,
+        "highpass-evidence-classifier",
+        str(tmp_path),
+        epochs=4,
+        steps_per_epoch=30,
+        batch_size=8,
+        image_size=SIZE,
+        learning_rate=3e-3,
+        warmup_steps=10,
+        model_kwargs=TINY_CLASSIFIER,
+        command="pytest",
+        log=lines.append,
     )
 
     history = _history(tmp_path)
@@ -86,9 +96,18 @@ def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, t
 
 def test_identifier_trains_on_blurred_non_bsds_examples_and_lowers_the_loss(tiny_data, tmp_path):
     result = training.train(
-        "identifier", tiny_data, "highpass-unet", str(tmp_path), epochs=3, steps_per_epoch=30,
-        batch_size=4, image_size=SIZE, learning_rate=3e-3, warmup_steps=10,
-        model_kwargs=TINY_UNET, log=lambda line: None,
+        "identifier",
+        tiny_data,
+        "highpass-unet",
+        str(tmp_path),
+        epochs=3,
+        steps_per_epoch=30,
+        batch_size=4,
+        image_size=SIZE,
+        learning_rate=3e-3,
+        warmup_steps=10,
+        model_kwargs=TINY_UNET,
+        log=lambda line: None,
     )
 
     summary = json.loads((tmp_path / "train_summary.json").read_text())
@@ -113,8 +132,17 @@ def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
     model = build_model("highpass-evidence-classifier", input_size=SIZE, **TINY_CLASSIFIER)
     # The registered custom loss must come back from the checkpoint too.
     training.compile_model(model, "classifier", "bce_dice", 3e-3)
-    training.fit(model, train_data, val_data, str(tmp_path), task="classifier", epochs=1,
-                 learning_rate=3e-3, warmup_steps=2, log=lambda line: None)
+    training.fit(
+        model,
+        train_data,
+        val_data,
+        str(tmp_path),
+        task="classifier",
+        epochs=1,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        log=lambda line: None,
+    )
     # A new process would find exactly these two files.
     with open(tmp_path / "checkpoints" / "state.json", encoding="utf-8") as handle:
         state = json.load(handle)
@@ -122,27 +150,66 @@ def test_killed_run_resumes_after_its_last_finished_epoch(tmp_path):
     resumed = keras.saving.load_model(str(tmp_path / "checkpoints" / "last.keras"), safe_mode=True)
     assert int(resumed.optimizer.iterations) == 2
 
-    state = training.fit(resumed, train_data, val_data, str(tmp_path), task="classifier", epochs=3,
-                         learning_rate=3e-3, state=state, warmup_steps=2, log=lambda line: None)
+    state = training.fit(
+        resumed,
+        train_data,
+        val_data,
+        str(tmp_path),
+        task="classifier",
+        epochs=3,
+        learning_rate=3e-3,
+        state=state,
+        warmup_steps=2,
+        log=lambda line: None,
+    )
 
     assert [row["epoch"] for row in state["history"]] == [1, 2, 3]
     assert int(resumed.optimizer.iterations) == 6  # the optimizer state came back too
     # Nothing left to do: a further call trains no more.
-    again = training.fit(resumed, train_data, val_data, str(tmp_path), task="classifier", epochs=3,
-                         learning_rate=3e-3, state=state, log=lambda line: None)
+    again = training.fit(
+        resumed,
+        train_data,
+        val_data,
+        str(tmp_path),
+        task="classifier",
+        epochs=3,
+        learning_rate=3e-3,
+        state=state,
+        log=lambda line: None,
+    )
     assert again["epochs_done"] == 3 and int(resumed.optimizer.iterations) == 6
 
     # The time budget counts earlier runs: a budget already spent trains no more either.
     state["elapsed_s"] = 100.0
-    spent = training.fit(resumed, train_data, val_data, str(tmp_path), task="classifier", epochs=9,
-                         learning_rate=3e-3, state=state, time_budget_s=50.0, log=lambda line: None)
+    spent = training.fit(
+        resumed,
+        train_data,
+        val_data,
+        str(tmp_path),
+        task="classifier",
+        epochs=9,
+        learning_rate=3e-3,
+        state=state,
+        time_budget_s=50.0,
+        log=lambda line: None,
+    )
     assert spent["stopped_because"] == "time_budget" and int(resumed.optimizer.iterations) == 6
 
     # A budget that runs out during a batch stops cleanly: Keras still validates and the
     # epoch is checkpointed.
     state["elapsed_s"] = 0.0
-    cut = training.fit(resumed, train_data, val_data, str(tmp_path), task="classifier", epochs=9,
-                       learning_rate=3e-3, state=state, time_budget_s=1e-3, log=lambda line: None)
+    cut = training.fit(
+        resumed,
+        train_data,
+        val_data,
+        str(tmp_path),
+        task="classifier",
+        epochs=9,
+        learning_rate=3e-3,
+        state=state,
+        time_budget_s=1e-3,
+        log=lambda line: None,
+    )
     assert cut["stopped_because"] == "time_budget"
     assert cut["epochs_done"] == 4 and cut["history"][-1]["steps"] == 1
     assert "val_loss" in cut["history"][-1]
@@ -153,8 +220,16 @@ def _monitor_on_tiny_dense_model(out_dir, patience: int) -> training.TrainingMon
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
     os.makedirs(out_dir / "checkpoints", exist_ok=True)
     monitor = training.TrainingMonitor(
-        str(out_dir), training.new_state(), epochs=10, learning_rate=1e-3, min_learning_rate=1e-5,
-        warmup_steps=0, steps_per_epoch=1, time_budget_s=None, patience=patience, plot_metric="auc",
+        str(out_dir),
+        training.new_state(),
+        epochs=10,
+        learning_rate=1e-3,
+        min_learning_rate=1e-5,
+        warmup_steps=0,
+        steps_per_epoch=1,
+        time_budget_s=None,
+        patience=patience,
+        plot_metric="auc",
         log=lambda line: None,
     )
     monitor.set_model(model)
@@ -185,8 +260,16 @@ def test_an_epoch_without_batches_is_a_clear_error(tmp_path):
 
 def test_learning_rate_warms_up_then_follows_cosine_to_the_floor(tmp_path):
     monitor = training.TrainingMonitor(
-        str(tmp_path), training.new_state(), epochs=10, learning_rate=1.0, min_learning_rate=0.01,
-        warmup_steps=10, steps_per_epoch=11, time_budget_s=None, patience=3, plot_metric="auc",
+        str(tmp_path),
+        training.new_state(),
+        epochs=10,
+        learning_rate=1.0,
+        min_learning_rate=0.01,
+        warmup_steps=10,
+        steps_per_epoch=11,
+        time_budget_s=None,
+        patience=3,
+        plot_metric="auc",
     )
     assert monitor.learning_rate_at(0) == pytest.approx(0.1)
     assert monitor.learning_rate_at(9) == pytest.approx(1.0)
