@@ -20,13 +20,30 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8,<4",
 ]
 
+# Google Cloud clients for gs:// and Dataflow. Not Beam's own [gcp] extra: it pulls
+# google-cloud-bigtable>=2.44, which needs protobuf>=6.33, while TensorFlow 2.16 needs
+# protobuf<5. This subset is what the detect job uses and resolves with TF 2.16.
+GCP = [
+    "google-cloud-storage>=2.18.2,<4",
+    "google-cloud-dataflow-client>=0.13.0,<0.14",
+    "google-cloud-resource-manager>=1.12.0,<2",
+    "google-cloud-core>=2,<3",
+    "google-api-core>=2.11,<3",
+    "google-apitools>=0.5.31,<0.5.32",
+    "google-auth>=2,<3",
+    "google-auth-httplib2>=0.1.0,<0.3.0",
+    "cachetools>=3.1.0,<7",
+    "grpcio-status<1.63",
+    "protobuf>=4.25.8,<5",
+]
+
 EXTRAS_REQUIRE = {
     # psutil/opencv: the benchmarks' smoke tests run in the suite too.
     "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2", "scikit-image>=0.22,<0.25",
-             "psutil>=5.9", "opencv-python-headless>=4.8,<4.11"],
+             "psutil>=5.9", "opencv-python-headless>=4.8,<4.11", *GCP],
     # `sbdn demo` derives its corpus from the real photos bundled inside scikit-image.
     "demo": ["scikit-image>=0.22,<0.25", "duckdb>=1.1"],
-    "gcp": ["apache-beam[gcp]==2.77.0"],
+    "gcp": GCP,
     "aws": ["apache-beam[aws]==2.77.0"],
     # benchmarks/: process-tree memory and the OpenCV Laplacian speed reference.
     "bench": ["psutil>=5.9", "opencv-python-headless>=4.8,<4.11"],

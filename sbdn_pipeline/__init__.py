@@ -2,6 +2,7 @@
 
 import logging as _logging
 import os as _os
+import warnings as _warnings
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,10 @@ class _DropKnownNoise(_logging.Filter):
         message = record.getMessage()
         return not any(noise in message for noise in self._NOISE)
 
+
+# google-api-core (with the [gcp] extra) warns on every start about Python 3.11's end of life.
+_warnings.filterwarnings("ignore", message=".*Google will stop supporting.*",
+                         category=FutureWarning)
 
 if not any(isinstance(f, _DropKnownNoise) for f in _logging.getLogger().filters):
     _logging.getLogger().addFilter(_DropKnownNoise())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -161,6 +162,8 @@ def detect(
             models[role] = inference.inspect_model(path, role, expected_sha256)
         except inference.ModelFileError as exc:
             _fail(f"{role}: {exc}")
+        if expected_sha256:
+            models[role] = dataclasses.replace(models[role], shipped=True)
 
     try:
         options = DetectOptions(

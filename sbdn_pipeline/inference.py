@@ -126,6 +126,8 @@ class ModelInfo:
         role: "classifier" or "identifier".
         input_size: side of the square input the model expects.
         mask_stride: identifier only: input pixels per mask pixel (1 for classifiers).
+        shipped: the model is the default shipped with the package: workers find it in their
+            own installation (the submitter's path means nothing inside a worker image).
     """
 
     path: str
@@ -133,6 +135,15 @@ class ModelInfo:
     role: str
     input_size: int
     mask_stride: int = 1
+    shipped: bool = False
+
+    def path_on_worker(self) -> str:
+        """Where this process finds the model file."""
+        if self.shipped:
+            from sbdn_pipeline import default_models
+
+            return default_models.default_model(self.role)[0]
+        return self.path
 
     @property
     def model_id(self) -> str:
@@ -301,7 +312,7 @@ class KerasModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
 
     def load_model(self) -> Any:
         configure_tensorflow_threads(self._intra_op_threads)
-        model = load_keras_model(self._info.path, self._info.sha256)
+        model = load_keras_model(self._info.path_on_worker(), self._info.sha256)
         # Warm-up: the first call traces the graph; do it before timing-sensitive batches.
         size = self._info.input_size
         model.predict_on_batch(np.zeros((1, size, size, 3), np.float32))

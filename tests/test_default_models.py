@@ -66,3 +66,17 @@ def test_ship_model_refuses_a_model_in_the_wrong_role(tiny_models, tmp_path) -> 
                                       "identifier", "--models-dir", str(tmp_path)])
     assert result.exit_code == 1 and "identifier must output" in result.output
     assert not (tmp_path / "identifier.keras").exists()
+
+
+def test_shipped_model_is_found_in_the_workers_own_installation(shipped, tmp_path,
+                                                                monkeypatch) -> None:
+    """A worker image installs the package elsewhere: the submitter's path must not be used."""
+    import dataclasses
+
+    path, sha256 = default_models.default_model("classifier")
+    info = dataclasses.replace(inference.inspect_model(path, "classifier", sha256), shipped=True,
+                               path="/submitter/site-packages/sbdn_models/classifier.keras")
+    assert info.path_on_worker() == str(shipped / "classifier.keras")
+    handler = inference.KerasModelHandler(info, batch_size=2)
+    model = handler.load_model()
+    assert model.outputs[0].shape[-1] == 1
