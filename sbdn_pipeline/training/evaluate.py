@@ -412,12 +412,12 @@ def evaluate_dataset(
             **e2e,
         }
 
-    _write_csv(rows, os.path.join(out_dir, PREDICTIONS_FILE))
+    write_csv(rows, os.path.join(out_dir, PREDICTIONS_FILE))
     if make_plots:
         report["plots"] = write_dataset_plots(
             report, rows, out_dir, identifier_masks, baseline_masks
         )
-    _write_json(report, os.path.join(out_dir, METRICS_FILE))
+    write_json(report, os.path.join(out_dir, METRICS_FILE))
     log(headline(report))
     return report
 
@@ -640,9 +640,9 @@ def evaluate_folder(
                 "note": "no validation split to choose a threshold from: ROC AUC only",
             }
         report["labels"] = "from folder names (sharp / blurry or blurred)"
-    _write_csv(rows, os.path.join(out_dir, SCORES_CSV))
-    _write_json({"report": report, "files": rows}, os.path.join(out_dir, SCORES_JSON))
-    _write_json(report, os.path.join(out_dir, METRICS_FILE))
+    write_csv(rows, os.path.join(out_dir, SCORES_CSV))
+    write_json({"report": report, "files": rows}, os.path.join(out_dir, SCORES_JSON))
+    write_json(report, os.path.join(out_dir, METRICS_FILE))
     log(f"wrote {os.path.join(out_dir, SCORES_CSV)}")
     return report
 
@@ -717,7 +717,8 @@ def evaluate(
     )
 
 
-def _write_json(document: Any, path: str) -> None:
+def write_json(document: Any, path: str) -> None:
+    """Write JSON atomically (temporary file, then rename); NaN becomes null."""
     temporary = f"{path}.tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(_plain(document), handle, indent=2, allow_nan=False)
@@ -739,7 +740,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _write_csv(rows: list[dict[str, Any]], path: str) -> None:
+def write_csv(rows: list[dict[str, Any]], path: str) -> None:
+    """Write rows (union of their keys as columns) to CSV atomically."""
     columns: list[str] = []
     for row in rows:
         columns.extend(key for key in row if key not in columns)

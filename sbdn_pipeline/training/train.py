@@ -20,10 +20,8 @@ A run that is killed (or stopped by its time budget) and started again with the 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -40,6 +38,8 @@ import tensorflow as tf
 from keras import ops
 
 from sbdn_pipeline import architectures
+from sbdn_pipeline.inference import file_sha256
+from sbdn_pipeline.training.evaluate import write_csv, write_json
 
 CLASSIFIER = "classifier"
 IDENTIFIER = "identifier"
@@ -47,32 +47,28 @@ TASKS = (CLASSIFIER, IDENTIFIER)
 LOSSES = ("bce", "bce_dice", "mse")
 
 # Defaults per architecture, chosen so that one default model trains in about an hour on a
-# 2-core CPU (see README "Models"): the efficient nets run at their shipping resolution; the
-# originals at the 224 px of the original research.
+# 2-core CPU. Each network trains at its shipping input size (``default_input_size``): the
+# efficient nets at 384 / 320 px, the originals at the 224 px of the original research.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "highpass-evidence-classifier": {
-        "image_size": 384,
         "batch_size": 16,
         "epochs": 40,
         "learning_rate": 2e-3,
         "loss": "bce",
     },
     "resnet50": {
-        "image_size": 224,
         "batch_size": 16,
         "epochs": 40,
         "learning_rate": 1e-3,
         "loss": "bce",
     },
     "highpass-unet": {
-        "image_size": 320,
         "batch_size": 16,
         "epochs": 40,
         "learning_rate": 2e-3,
         "loss": "bce_dice",
     },
     "original-encoder-decoder": {
-        "image_size": 224,
         "batch_size": 16,
         "epochs": 40,
         "learning_rate": 1e-3,
@@ -223,22 +219,6 @@ class TrainResult:
 
 
 # --- the per-batch / per-epoch machinery --------------------------------------------------------
-
-
-def _atomic_json(data: Any, path: str) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
-    os.replace(temporary, path)
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a local file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def new_state() -> dict[str, Any]:
@@ -410,7 +390,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         temporary = os.path.join(checkpoints, "last.tmp.keras")
         self.model.save(temporary)
         os.replace(temporary, os.path.join(checkpoints, LAST_CHECKPOINT))
-        _atomic_json(state, os.path.join(checkpoints, STATE_FILE))
+        write_json(state, os.path.join(checkpoints, STATE_FILE))
         write_history(state["history"], self.out_dir, self.plot_metric)
         self.log(self._progress_line(row, improved))
 
@@ -435,15 +415,7 @@ def write_history(history: Sequence[dict[str, Any]], out_dir: str, plot_metric: 
     """Write ``training_log.csv`` and ``training_curve.png`` from the per-epoch rows."""
     if not history:
         return
-    columns: list[str] = []
-    for row in history:
-        columns.extend(key for key in row if key not in columns)
-    temporary = os.path.join(out_dir, f"{LOG_FILE}.tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(temporary, os.path.join(out_dir, LOG_FILE))
+    write_csv(list(history), os.path.join(out_dir, LOG_FILE))
     try:
         from sbdn_pipeline.training import plots
 
@@ -541,7 +513,7 @@ def fit(
     if state["stopped_because"] is None:
         budget_spent = bool(time_budget_s) and state["elapsed_s"] >= time_budget_s
         state["stopped_because"] = STOP_BUDGET if budget_spent else STOP_EPOCHS
-    _atomic_json(state, os.path.join(out_dir, CHECKPOINT_DIR, STATE_FILE))
+    write_json(state, os.path.join(out_dir, CHECKPOINT_DIR, STATE_FILE))
     return state
 
 
@@ -906,7 +878,7 @@ def finish_run(
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
     }
     summary_path = os.path.join(out_dir, SUMMARY_FILE)
-    _atomic_json(summary, summary_path)
+    write_json(summary, summary_path)
     write_history(state["history"], out_dir, monitored_keys(model, model.task)[1])
     log(
         f"done: {state['epochs_done']} epochs ({state['stopped_because']}), "
