@@ -83,9 +83,15 @@ def main() -> None:
             f"{row['img_per_s_min']:6.1f}-{row['img_per_s_max']:<6.1f}",
             flush=True,
         )
+    # Other processes on the machine change every number: say how busy it was.
+    load = os.getloadavg()
+    print(
+        f"cpu count {os.cpu_count()}, load average (1, 5, 15 min) {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"cpu_count": os.cpu_count(), "results": results}, handle, indent=2)
+            document = {"cpu_count": os.cpu_count(), "load_average": load, "results": results}
+            json.dump(document, handle, indent=2)
 
 
 if __name__ == "__main__":

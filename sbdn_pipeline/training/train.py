@@ -744,7 +744,8 @@ def train(
         map_side = int(model.outputs[1].shape[1])
         if image_size % map_side:
             raise ValueError(
-                f"image_size {image_size} is not a multiple of the blur-map side {map_side}"
+                f"image_size {image_size} is not a multiple of the blur-map side {map_side}: "
+                "use a multiple of 32"
             )
         mask_stride = image_size // map_side
 
@@ -776,6 +777,7 @@ def train(
             batch_size=batch_size,
             seed=seed + state["epochs_done"],
         )
+    _record_invocation(state, command)
     state = fit(
         model,
         train_data,
@@ -793,6 +795,11 @@ def train(
         log=log,
     )
     return finish_run(model, state, out_dir, arguments=arguments, command=command, log=log)
+
+
+def _record_invocation(state: dict[str, Any], command: str | None) -> None:
+    """Remember every command that worked on this run (the first one, then any resumes)."""
+    state.setdefault("commands", []).append(command or "sbdn_pipeline.training.train.train(...)")
 
 
 def supports_blur_map(arch: str) -> bool:
@@ -851,13 +858,16 @@ def finish_run(
     log: Callable[[str], None] = print,
 ) -> TrainResult:
     """Export the best model and write ``train_summary.json``."""
+    commands = state.get("commands") or [command or "sbdn_pipeline.training.train.train(...)"]
     model_path = export_best_model(model, out_dir)
     sha256 = file_sha256(model_path)
     best_epoch = int(state["best_epoch"])
     best_row = next((row for row in state["history"] if row["epoch"] == best_epoch), {})
     best_val = {key: value for key, value in best_row.items() if key.startswith("val_")}
     summary = {
-        "command": command or "sbdn_pipeline.training.train.train(...)",
+        "command": commands[0],
+        # A resumed run lists every invocation, the first one included.
+        "commands": commands,
         "arguments": arguments,
         "architecture": type(model).__name__,
         "model_config": model.get_config(),

@@ -91,7 +91,8 @@ def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, t
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["model_sha256"] == result.model_sha256
     assert result.model_sha256 == inference.file_sha256(result.model_path)
-    assert summary["command"] == "pytest" and summary["arguments"]["image_size"] == SIZE
+    assert summary["command"] == "pytest" and summary["commands"] == ["pytest"]
+    assert summary["arguments"]["image_size"] == SIZE
     assert summary["arguments"]["blur_map_weight"] == 1.0
     assert summary["best_val"] == result.best_val and summary["epochs_run"] == 4
 
