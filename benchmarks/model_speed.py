@@ -85,9 +85,8 @@ def main() -> None:
         )
     # Other processes on the machine change every number: say how busy it was.
     load = os.getloadavg()
-    print(
-        f"cpu count {os.cpu_count()}, load average (1, 5, 15 min) {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
-    )
+    averages = " ".join(f"{value:.1f}" for value in load)
+    print(f"cpu count {os.cpu_count()}, load average (1/5/15 min) {averages}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             document = {"cpu_count": os.cpu_count(), "load_average": load, "results": results}
