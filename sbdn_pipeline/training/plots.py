@@ -70,6 +70,7 @@ def plot_training_curve(
     axes[-1].grid(alpha=0.3)
     if title:
         figure.suptitle(title)
+    figure.tight_layout()  # keeps the y labels of neighbouring panels apart
     return _save(figure, path)
 
 
