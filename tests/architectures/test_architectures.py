@@ -143,3 +143,15 @@ def test_classifier_blur_map_output_is_one_cell_per_32_pixels():
     assert p_blurry.shape == (2, 1) and blur_map.shape == (2, 2, 2, 1)
     assert model.output_names == ["p_blurry", "blur_map"]
     assert type(model).from_config(model.get_config()).get_config()["blur_map_output"] is True
+
+
+def test_resnet50_batch_norm_momentum_reaches_every_backbone_layer():
+    model = build_model("resnet50", input_size=32, batch_norm_momentum=0.8)
+    rebuilt = type(model).from_config(model.get_config())
+    for network in (model, rebuilt):
+        norms = [
+            layer
+            for layer in network.get_layer("resnet50").layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        assert len(norms) == 53 and {layer.momentum for layer in norms} == {0.8}
