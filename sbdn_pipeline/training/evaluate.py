@@ -58,6 +58,27 @@ def load_model(path: str, role: str) -> tuple[Any, Any]:
     return inference.load_keras_model(path, info.sha256), info
 
 
+def load_models(
+    classifier: str | None, identifier: str | None, run_baselines: bool
+) -> tuple[dict[str, tuple[Any, Any]], int]:
+    """Load the models to evaluate; also return the long side the detect job would decode to.
+
+    Returns:
+        ({role: (model, ModelInfo)}, largest model input side, 0 without models).
+
+    Raises:
+        ValueError: when there is nothing to evaluate.
+    """
+    loaded = {}
+    if classifier:
+        loaded[MODEL_CLASSIFIER] = load_model(classifier, MODEL_CLASSIFIER)
+    if identifier:
+        loaded[MODEL_IDENTIFIER] = load_model(identifier, MODEL_IDENTIFIER)
+    if not loaded and not run_baselines:
+        raise ValueError("nothing to evaluate: give a classifier, an identifier or baselines=True")
+    return loaded, max((info.input_size for _, info in loaded.values()), default=0)
+
+
 def model_view(data: bytes, working_long_side: int) -> np.ndarray:
     """Decode image bytes and reduce them exactly as the detect job does before letterboxing.
 
@@ -223,14 +244,7 @@ def evaluate_dataset(
 ) -> dict[str, Any]:
     """Evaluate models and baselines on one split of a synthetic data set (module docstring)."""
     os.makedirs(out_dir, exist_ok=True)
-    loaded = {}
-    if classifier:
-        loaded[MODEL_CLASSIFIER] = load_model(classifier, MODEL_CLASSIFIER)
-    if identifier:
-        loaded[MODEL_IDENTIFIER] = load_model(identifier, MODEL_IDENTIFIER)
-    if not loaded and not run_baselines:
-        raise ValueError("nothing to evaluate: give a classifier, an identifier or baselines=True")
-    working_long_side = max((info.input_size for _, info in loaded.values()), default=0)
+    loaded, working_long_side = load_models(classifier, identifier, run_baselines)
 
     calibration = None
     if run_baselines:
@@ -561,14 +575,7 @@ def evaluate_folder(
 
     os.makedirs(out_dir, exist_ok=True)
     inputs.check_input(input_spec, exclude=out_dir)
-    loaded = {}
-    if classifier:
-        loaded[MODEL_CLASSIFIER] = load_model(classifier, MODEL_CLASSIFIER)
-    if identifier:
-        loaded[MODEL_IDENTIFIER] = load_model(identifier, MODEL_IDENTIFIER)
-    if not loaded and not run_baselines:
-        raise ValueError("nothing to evaluate: give a classifier, an identifier or baselines=True")
-    working_long_side = max((info.input_size for _, info in loaded.values()), default=0)
+    loaded, working_long_side = load_models(classifier, identifier, run_baselines)
 
     uris = list(inputs.expand_input(input_spec, exclude=out_dir))
     if max_examples is not None:

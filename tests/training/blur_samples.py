@@ -1,4 +1,4 @@
-"""Tiny generated blur examples for the training and evaluation tests (never ../shared)."""
+"""Tiny generated blur examples for the training and evaluation tests (no photos needed)."""
 
 from __future__ import annotations
 
