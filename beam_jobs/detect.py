@@ -37,6 +37,7 @@ from sbdn_pipeline.inference import (
     KerasModelHandler,
     ModelInfo,
     letterbox,
+    shrink_to_long_side,
     unletterbox_mask,
 )
 from sbdn_pipeline.options import OVERLAY_LONG_SIDE, DetectOptions, make_runner
@@ -145,19 +146,6 @@ def read_image_bytes(uri: str, max_file_bytes: int) -> bytes:
             "file_too_large", f"file is larger than the limit of {max_file_bytes:,} bytes"
         )
     return data
-
-
-def shrink_to_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
-    """Area-downscale so the long side is at most long_side (bounds memory per image)."""
-    height, width = pixels.shape[:2]
-    if max(height, width) <= long_side:
-        return pixels
-    import tensorflow as tf
-
-    scale = long_side / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    resized = tf.image.resize(pixels, size, method="area")
-    return tf.cast(tf.round(resized), tf.uint8).numpy()
 
 
 class _DecodeImagesFn(beam.DoFn):

@@ -476,7 +476,7 @@ def tf_working_pixels(data: Any, working_long_side: int) -> Any:
     """JPEG bytes -> RGB uint8 pixels exactly as the detect job prepares them.
 
     Same policy as ``images.decode_image(..., target_long_side=W)`` followed by
-    ``detect.shrink_to_long_side(pixels, W)``: DCT-domain downscale by the largest ratio in
+    ``inference.shrink_to_long_side(pixels, W)``: DCT-domain downscale by the largest ratio in
     (8, 4, 2) that keeps the long side >= W, then an area downscale to a long side of W.
     EXIF orientation and header validation are left out (the corpus has neither issue).
     """

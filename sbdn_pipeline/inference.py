@@ -11,7 +11,9 @@ a classifier returns (B, 1) P(blurry), an identifier returns (B, S/k, S/k, 1) P(
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -73,21 +75,88 @@ def letterbox(image: Any, size: int) -> tuple[np.ndarray, LetterboxInfo]:
     Returns:
         (float32 array (size, size, 3) with values in [0, 255], geometry of the content).
     """
-    import tensorflow as tf
-
     height, width = int(image.shape[0]), int(image.shape[1])
     info = letterbox_geometry(height, width, size)
-    pixels = tf.convert_to_tensor(image)
-    if (info.content_height, info.content_width) != (height, width):
-        shrinking = info.content_height < height
-        pixels = tf.image.resize(
-            pixels,
-            (info.content_height, info.content_width),
-            method="area" if shrinking else "bilinear",
-        )
-    pixels = tf.cast(pixels, tf.float32)
-    padded = tf.image.pad_to_bounding_box(pixels, info.top, info.left, size, size)
-    return padded.numpy(), info
+    if (info.content_height, info.content_width) == (height, width):
+        method = "none"
+    else:
+        method = "area" if info.content_height < height else "bilinear"
+    boxed = _letterbox_graph(size, method)(
+        np.asarray(image, dtype=np.uint8),
+        np.array([info.content_height, info.content_width], np.int32),
+        np.array([info.top, info.left], np.int32),
+    )
+    return boxed.numpy(), info
+
+
+@functools.lru_cache(maxsize=None)
+def _letterbox_graph(size: int, method: str) -> Any:
+    """One compiled TF graph per (input size, resize method).
+
+    Run per image, the resize/cast/pad ops cost as much in eager dispatch as the network
+    itself; as one graph they are a single call. Shapes are dynamic, so it traces once.
+    """
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([2], tf.int32),
+        ],
+        reduce_retracing=True,
+    )
+    def run(image: Any, content_size: Any, offset: Any) -> Any:
+        if method == "none":
+            pixels = tf.cast(image, tf.float32)
+        else:
+            pixels = tf.image.resize(image, content_size, method=method)
+        return tf.image.pad_to_bounding_box(pixels, offset[0], offset[1], size, size)
+
+    return run
+
+
+def _release_graphs() -> None:
+    # Drop the compiled graphs while TensorFlow is still intact: if they are garbage-collected
+    # during interpreter teardown, TF prints "Exception ignored in AtomicFunction.__del__".
+    _letterbox_graph.cache_clear()
+    _resize_area_graph.cache_clear()
+
+
+def shrink_to_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
+    """Area-downscale so the long side is at most long_side (the detect job's working copy).
+
+    Every image is reduced to the largest model input before letterboxing: it bounds memory
+    per image and is what the models see, in the detect job and in evaluation alike.
+    """
+    height, width = pixels.shape[:2]
+    if max(height, width) <= long_side:
+        return pixels
+    scale = long_side / max(height, width)
+    return resize_area(pixels, max(1, round(height * scale)), max(1, round(width * scale)))
+
+
+def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-downscale an RGB uint8 image to (height, width), rounded back to uint8."""
+    return _resize_area_graph()(np.asarray(image, dtype=np.uint8),
+                                np.array([height, width], np.int32)).numpy()
+
+
+@functools.lru_cache(maxsize=None)
+def _resize_area_graph() -> Any:
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([2], tf.int32)],
+        reduce_retracing=True,
+    )
+    def run(image: Any, size: Any) -> Any:
+        return tf.cast(tf.round(tf.image.resize(image, size, method="area")), tf.uint8)
+
+    return run
+
+
+atexit.register(_release_graphs)
 
 
 def unletterbox_mask(mask: np.ndarray, info: LetterboxInfo) -> np.ndarray:

@@ -85,7 +85,7 @@ def model_view(data: bytes, working_long_side: int) -> np.ndarray:
     Large JPEGs are decoded with a DCT-domain downscale, then area-shrunk so the long side is
     at most ``working_long_side`` (the largest model input).
     """
-    from beam_jobs.detect import shrink_to_long_side
+    from sbdn_pipeline.inference import shrink_to_long_side
     from sbdn_pipeline import images
 
     decoded = images.decode_image(data, target_long_side=working_long_side)

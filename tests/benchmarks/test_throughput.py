@@ -23,7 +23,7 @@ from tests import imagegen
 def test_tf_data_row_prepares_pixels_exactly_as_the_detect_job(height: int, width: int) -> None:
     import tensorflow as tf
 
-    from beam_jobs.detect import shrink_to_long_side
+    from sbdn_pipeline.inference import shrink_to_long_side
     from sbdn_pipeline import images, inference
 
     rng = np.random.default_rng(height * width)
