@@ -80,3 +80,10 @@ def test_shipped_model_is_found_in_the_workers_own_installation(shipped, tmp_pat
     handler = inference.KerasModelHandler(info, batch_size=2)
     model = handler.load_model()
     assert model.outputs[0].shape[-1] == 1
+
+
+def test_the_shipped_models_match_their_manifest_and_roles() -> None:
+    for role in ("classifier", "identifier"):
+        path, sha256 = default_models.default_model(role)
+        info = inference.inspect_model(path, role, sha256)
+        assert info.sha256 == sha256 and info.input_size >= 224
