@@ -69,15 +69,19 @@ def write_demo_corpus(folder: str) -> list[DemoImage]:
     data = _skimage_data_folder()
     written: list[DemoImage] = []
     rng = np.random.default_rng(2026)
-    for name in DEMO_PHOTOS:
+
+    def add(name: str, suffix: str, treatment: str, apply=lambda pixels: pixels) -> None:
         path = os.path.join(data, name)
-        if not os.path.exists(path):
-            continue
+        if not os.path.exists(path):  # older scikit-image releases lack some photos
+            return
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        stem = os.path.splitext(name)[0]
-        Image.fromarray(pixels).save(os.path.join(folder, f"{stem}.jpg"), quality=92)
-        written.append(DemoImage(f"{stem}.jpg", name, "original (sharp)"))
+        file_name = f"{os.path.splitext(name)[0]}{suffix}.jpg"
+        Image.fromarray(apply(pixels)).save(os.path.join(folder, file_name), quality=92)
+        written.append(DemoImage(file_name, name, treatment))
+
+    for name in DEMO_PHOTOS:
+        add(name, "", "original (sharp)")
     treatments = {
         "astronaut.png": ("whole frame, Gaussian sigma 4 px",
                           lambda p: _apply(p, kernels.gaussian_kernel(4.0),
@@ -94,15 +98,7 @@ def write_demo_corpus(folder: str) -> list[DemoImage]:
                                        np.ones(p.shape[:2], np.float32))),
     }
     for name, (treatment, apply) in treatments.items():
-        path = os.path.join(data, name)
-        if not os.path.exists(path):
-            continue
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
-        stem = os.path.splitext(name)[0]
-        Image.fromarray(apply(pixels)).save(os.path.join(folder, f"{stem}_blurred.jpg"),
-                                            quality=92)
-        written.append(DemoImage(f"{stem}_blurred.jpg", name, f"blurred on purpose: {treatment}"))
+        add(name, "_blurred", f"blurred on purpose: {treatment}", apply)
     with open(os.path.join(folder, "download_error.jpg"), "wb") as handle:
         handle.write(b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>")
     written.append(DemoImage("download_error.jpg", "-", "broken: an HTML error page"))
