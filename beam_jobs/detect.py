@@ -511,16 +511,21 @@ def run_folder(output: str, run_id: str, table: str) -> str:
 
 
 class _ReportProgressFn(beam.DoFn):
-    """Pass rows through, printing a progress line now and then (local runs only)."""
+    """Pass rows through, printing a progress line now and then (local runs only).
 
-    def __init__(self, run_id: str, total: int | None, interval_s: float):
+    With several local worker processes each prints its own line, for its share of the images.
+    """
+
+    def __init__(self, run_id: str, total: int | None, interval_s: float, workers: int = 1):
         self._run_id = run_id
-        self._total = total
+        self._total = -(-total // workers) if total and workers > 1 else total
         self._interval_s = interval_s
+        self._label = "progress (per worker, about)" if workers > 1 else "progress"
         self._reporter = None
 
     def setup(self) -> None:
-        self._reporter = progress.reporter_for(self._run_id, self._total, self._interval_s)
+        self._reporter = progress.reporter_for(self._run_id, self._total, self._interval_s,
+                                               self._label)
 
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         self._reporter.update()
@@ -618,7 +623,8 @@ def build_pipeline(
         | "AllErrors" >> beam.Flatten()
     )
     if progress_interval_s:
-        report = _ReportProgressFn(run_id, progress_total, progress_interval_s)
+        report = _ReportProgressFn(run_id, progress_total, progress_interval_s,
+                                   local_workers(pipeline.options))
         results = results | "ProgressResults" >> beam.ParDo(report)
         errors = errors | "ProgressErrors" >> beam.ParDo(report)
     results | "WriteResults" >> WriteResults(options.output, run_id)
@@ -706,11 +712,18 @@ def publish_run(output: str, run_id: str) -> int:
     return published
 
 
+def local_workers(pipeline_options: PipelineOptions) -> int:
+    """Number of local worker processes the FnApiRunner will start (1 when in process)."""
+    direct = pipeline_options.view_as(DirectOptions)
+    if direct.direct_running_mode == "multi_processing":
+        return max(1, direct.direct_num_workers or 1)
+    return 1
+
+
 def intra_op_threads_for(pipeline_options: PipelineOptions) -> int | None:
     """TF threads per worker process: share the cores between local worker processes."""
-    direct = pipeline_options.view_as(DirectOptions)
-    workers = direct.direct_num_workers or 1
-    if direct.direct_running_mode == "multi_processing" and workers > 1:
+    workers = local_workers(pipeline_options)
+    if workers > 1:
         return max(1, (os.cpu_count() or 1) // workers)
     return None
 

@@ -139,7 +139,12 @@ def detect(
     """
     from beam_jobs import detect as detect_job
     from sbdn_pipeline import default_models, inputs, inference
-    from sbdn_pipeline.options import DetectOptions, is_local_runner, make_pipeline_options
+    from sbdn_pipeline.options import (
+        DetectOptions,
+        is_local_runner,
+        make_pipeline_options,
+        with_local_parallelism,
+    )
 
     beam_args = list(ctx.args)
     if retry_errors and not skip_existing:
@@ -183,7 +188,7 @@ def detect(
         )
     except ValueError as exc:
         _fail(str(exc))
-    pipeline_options = make_pipeline_options(beam_args)
+    pipeline_options = make_pipeline_options(with_local_parallelism(beam_args))
     click.echo(
         f"sbdn detect: {input_spec} -> {output}\n"
         f"  classifier {models['classifier'].model_id} (input {models['classifier'].input_size} px)\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -80,9 +81,32 @@ class DetectOptions:
             )
 
 
+# Local worker processes when the user names no runner: one per core, at most this many (each
+# holds its own TensorFlow runtime and models, about 1 GB).
+MAX_DEFAULT_LOCAL_WORKERS = 4
+
+
 def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """Beam options from the pass-through command-line flags."""
     return PipelineOptions(list(beam_args), save_main_session=False)
+
+
+def with_local_parallelism(beam_args: list[str]) -> list[str]:
+    """Use the machine's cores by default for local runs.
+
+    In one process, decoding and inference take turns; a worker process per core overlaps
+    them (measured on 2 cores: 61 img/s in one process, 108 img/s with two workers, next to
+    112 img/s for a hand-written tf.data loop). Only applies when the user chose no runner and
+    no local parallelism of their own.
+    """
+    chosen = ("--runner", "--direct_num_workers", "--direct_running_mode")
+    if any(arg.split("=")[0] in chosen for arg in beam_args):
+        return list(beam_args)
+    workers = min(os.cpu_count() or 1, MAX_DEFAULT_LOCAL_WORKERS)
+    if workers < 2:
+        return list(beam_args)
+    return [*beam_args, f"--direct_num_workers={workers}",
+            "--direct_running_mode=multi_processing"]
 
 
 LOCAL_RUNNERS = ("", "DirectRunner", "FnApiRunner", "BundleBasedDirectRunner",
