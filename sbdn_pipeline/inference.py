@@ -207,8 +207,12 @@ class ModelInfo:
     shipped: bool = False
 
     def path_on_worker(self) -> str:
-        """Where this process finds the model file."""
-        if self.shipped:
+        """Where this process finds the model file.
+
+        A local worker process sees the submitter's file; a worker in a container image has
+        its own installation of the package, where the shipped model has the same hash.
+        """
+        if self.shipped and not os.path.exists(self.path):
             from sbdn_pipeline import default_models
 
             return default_models.default_model(self.role)[0]
