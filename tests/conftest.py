@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real Keras models and small generated images (never ../shared)."""
+"""Shared fixtures: tiny real Keras models and small generated images (never the shared data folder)."""
 
 from __future__ import annotations
 

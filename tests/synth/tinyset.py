@@ -1,4 +1,4 @@
-"""Tiny generated photos and data sets for the synthetic-data tests (never ../shared)."""
+"""Tiny generated photos and data sets for the synthetic-data tests (never the shared data folder)."""
 
 from __future__ import annotations
 
