@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real Keras models and small generated images (never the shared data folder)."""
+"""Shared fixtures: tiny real Keras models and small generated images (no shared data)."""
 
 from __future__ import annotations
 

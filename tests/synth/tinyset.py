@@ -1,4 +1,4 @@
-"""Tiny generated photos and data sets for the synthetic-data tests (never the shared data folder)."""
+"""Tiny generated photos and data sets for the synthetic-data tests (no shared data)."""
 
 from __future__ import annotations
 
