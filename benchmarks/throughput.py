@@ -1014,6 +1014,18 @@ def agreement_check(detect_row: dict[str, Any], probabilities_path: str) -> dict
 # --------------------------------------------------------------------------------------------
 
 
+def report_header(benchmark: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What every saved report starts with: which benchmark, when, how it was run, where."""
+    return {
+        "benchmark": benchmark,
+        "tag": args.tag,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.throughput "
+        + " ".join(shlex.quote(a) for a in (args.argv or [])),
+        "machine": machine_info(),
+    }
+
+
 def machine_info() -> dict[str, Any]:
     """Cores, CPU model, memory and the versions that matter for the numbers."""
     from importlib import metadata
@@ -1291,12 +1303,7 @@ def run_table(args: argparse.Namespace, models: ModelChoice, extra: Sequence[str
     if args.extra_note:
         notes.append(args.extra_note)
     report = {
-        "benchmark": "throughput",
-        "tag": args.tag,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.throughput "
-        + " ".join(shlex.quote(a) for a in (args.argv or [])),
-        "machine": machine_info(),
+        **report_header("throughput", args),
         "corpus": {key: value for key, value in corpus.manifest.items() if key != "files"}
         | {"count": corpus.count, "folder": corpus.folder},
         "models": {
@@ -1410,12 +1417,7 @@ def run_memory_mode(args: argparse.Namespace, models: ModelChoice, extra: Sequen
                 "meets_target": value <= MEMORY_TARGET_RATIO,
             }
     report = {
-        "benchmark": "throughput-memory",
-        "tag": args.tag,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.throughput "
-        + " ".join(shlex.quote(a) for a in (args.argv or [])),
-        "machine": machine_info(),
+        **report_header("throughput-memory", args),
         "long_side": args.memory_long_side,
         "rows": rows,
         "peak_rss_ratios": ratios,
