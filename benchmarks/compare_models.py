@@ -1,0 +1,196 @@
+"""Side-by-side tables of several `sbdn evaluate` runs on the same split (issue 4's table).
+
+Each ``--eval LABEL=DIR`` names one evaluation folder (its ``metrics.json``). The classifier
+and identifier of every run become one row each; the Laplacian baselines are taken from the
+first run that has them (they do not depend on the models). Optionally, ``--speed FILE`` adds
+raw model speed from ``benchmarks/model_speed.py --json FILE`` by architecture name.
+
+Usage:
+    python -m benchmarks.compare_models --eval shipped=eval/shipped \\
+        --eval originals=eval/originals [--speed benchmarks/results/model-speed.json] \\
+        [--markdown table.md]
+
+All runs must have evaluated the same data and split; the command stops if they did not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+BLUR_KINDS = ("defocus", "gaussian", "mixture", "motion", "shake")
+ARCHITECTURE_NAMES = {
+    "HighPassEvidenceClassifier": "highpass-evidence-classifier",
+    "HighPassUNet": "highpass-unet",
+    "ResNet50Classifier": "resnet50",
+    "OriginalEncoderDecoder": "original-encoder-decoder",
+}
+
+
+def load_evaluation(directory: str) -> dict[str, Any]:
+    """The metrics.json of one `sbdn evaluate` output folder."""
+    path = os.path.join(directory, "metrics.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise SystemExit(f"{path} not found: is {directory} an `sbdn evaluate --out` folder?")
+
+
+def check_same_data(evaluations: dict[str, dict[str, Any]]) -> None:
+    """Refuse to put runs on different data or splits in one table."""
+    seen = {
+        label: (m["data"].get("path"), m["data"].get("split"), m["data"].get("n"))
+        for label, m in evaluations.items()
+    }
+    if len(set(seen.values())) > 1:
+        details = ", ".join(f"{label}: {value}" for label, value in seen.items())
+        raise SystemExit(f"the evaluations cover different data ({details})")
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _speed_of(model: dict[str, Any] | None, speeds: dict[str, float]) -> str:
+    if not model:
+        return ""
+    arch = ARCHITECTURE_NAMES.get(model.get("architecture", ""), model.get("architecture", ""))
+    rate = speeds.get(arch)
+    return "" if rate is None else f"{rate:.1f}"
+
+
+def classifier_rows(
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
+) -> list[list[str]]:
+    """One row per evaluated classifier, then the Laplacian-variance baseline."""
+    rows = []
+    for label, metrics in evaluations.items():
+        result = metrics.get("classifier")
+        if not result:
+            continue
+        model = metrics.get("models", {}).get("classifier", {})
+        per_kind = result.get("accuracy_per_blur_kind", {})
+        rows.append(
+            [f"{label}: `{ARCHITECTURE_NAMES.get(model.get('architecture'), '?')}`"]
+            + [_fmt(result.get(key)) for key in ("accuracy", "roc_auc", "precision", "recall")]
+            + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in BLUR_KINDS]
+            + [_fmt(per_kind.get("none", {}).get("accuracy"), 2), _speed_of(model, speeds)]
+        )
+    baseline = next(
+        (m["laplacian-variance"] for m in evaluations.values() if "laplacian-variance" in m), None
+    )
+    if baseline:
+        per_kind = baseline.get("accuracy_per_blur_kind", {})
+        rows.append(
+            ["Laplacian variance (threshold fit on val)"]
+            + [_fmt(baseline.get(key)) for key in ("accuracy", "roc_auc", "precision", "recall")]
+            + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in BLUR_KINDS]
+            + [_fmt(per_kind.get("none", {}).get("accuracy"), 2), ""]
+        )
+    return rows
+
+
+def _identifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
+    per_kind = result.get("per_blur_kind", {})
+    return (
+        [name]
+        + [_fmt(result.get(key)) for key in ("max_f_beta", "f_beta", "iou", "mae")]
+        + [_fmt(per_kind.get(kind, {}).get("iou"), 2) for kind in BLUR_KINDS]
+        + [speed]
+    )
+
+
+def identifier_rows(
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
+) -> list[list[str]]:
+    """One row per evaluated identifier (blurred images), then the Laplacian-energy map."""
+    rows = []
+    for label, metrics in evaluations.items():
+        result = metrics.get("identifier")
+        if not result:
+            continue
+        model = metrics.get("models", {}).get("identifier", {})
+        name = f"{label}: `{ARCHITECTURE_NAMES.get(model.get('architecture'), '?')}`"
+        rows.append(_identifier_row(name, result, _speed_of(model, speeds)))
+    baseline = next(
+        (m["laplacian-energy"] for m in evaluations.values() if "laplacian-energy" in m), None
+    )
+    if baseline:
+        rows.append(_identifier_row("local Laplacian energy", baseline, ""))
+    return rows
+
+
+def markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def comparison_markdown(
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float] | None = None
+) -> str:
+    """Both tables as markdown, with the data they were measured on."""
+    speeds = speeds or {}
+    first = next(iter(evaluations.values()))
+    data = first["data"]
+    kinds = [f"acc {kind}" for kind in BLUR_KINDS]
+    classifier_header = ["classifier", "accuracy", "ROC AUC", "precision", "recall", *kinds]
+    classifier_header += ["acc sharp", "img/s"]
+    identifier_header = ["identifier (blurred images)", "max-F-beta", "F-beta@0.5", "IoU@0.5"]
+    identifier_header += ["MAE", *[f"IoU {kind}" for kind in BLUR_KINDS], "img/s"]
+    parts = [
+        f"Split `{data.get('split')}` of `{data.get('path')}`: {data.get('n')} images "
+        f"({data.get('positives')} blurred). img/s: raw model speed (model_speed.py).",
+        "",
+        markdown_table(classifier_header, classifier_rows(evaluations, speeds)),
+        "",
+        markdown_table(identifier_header, identifier_rows(evaluations, speeds)),
+    ]
+    end_to_end = [
+        [label, _fmt(m["end_to_end"]["models"].get("max_f_beta")),
+         _fmt(m["end_to_end"]["models"].get("iou")), _fmt(m["end_to_end"]["models"].get("mae"))]
+        for label, m in evaluations.items()
+        if m.get("end_to_end", {}).get("models")
+    ]
+    if end_to_end:
+        header = ["end to end (classifier gate + identifier, all images)", "max-F-beta", "IoU@0.5"]
+        parts += ["", markdown_table([*header, "MAE"], end_to_end)]
+    return "\n".join(parts) + "\n"
+
+
+def load_speeds(path: str | None) -> dict[str, float]:
+    """Median img/s per architecture from a model_speed.py --json file."""
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        results = json.load(handle)
+    rows = results.get("results", results) if isinstance(results, dict) else results
+    return {row["arch"]: row["img_per_s_median"] for row in rows}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval", action="append", required=True, metavar="LABEL=DIR")
+    parser.add_argument("--speed", help="JSON written by benchmarks/model_speed.py --json")
+    parser.add_argument("--markdown", help="Also write the tables to this file.")
+    args = parser.parse_args(argv)
+    evaluations = {}
+    for item in args.eval:
+        label, separator, directory = item.partition("=")
+        if not separator or not label or not directory:
+            parser.error(f"--eval wants LABEL=DIR, got {item!r}")
+        evaluations[label] = load_evaluation(directory)
+    check_same_data(evaluations)
+    text = comparison_markdown(evaluations, load_speeds(args.speed))
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
