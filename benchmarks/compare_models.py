@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sbdn_pipeline.architectures import ARCHITECTURES
+
 BLUR_KINDS = ("defocus", "gaussian", "mixture", "motion", "shake")
-ARCHITECTURE_NAMES = {
-    "HighPassEvidenceClassifier": "highpass-evidence-classifier",
-    "HighPassUNet": "highpass-unet",
-    "ResNet50Classifier": "resnet50",
-    "OriginalEncoderDecoder": "original-encoder-decoder",
-}
+# metrics.json records the class name; tables and model_speed.py use the registry name.
+ARCHITECTURE_NAMES = {cls.__name__: name for name, cls in ARCHITECTURES.items()}
 
 
 def load_evaluation(directory: str) -> dict[str, Any]:
@@ -55,43 +53,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _speed_of(model: dict[str, Any] | None, speeds: dict[str, float]) -> str:
-    if not model:
-        return ""
-    arch = ARCHITECTURE_NAMES.get(model.get("architecture", ""), model.get("architecture", ""))
-    rate = speeds.get(arch)
-    return "" if rate is None else f"{rate:.1f}"
-
-
-def classifier_rows(
-    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
-) -> list[list[str]]:
-    """One row per evaluated classifier, then the Laplacian-variance baseline."""
-    rows = []
-    for label, metrics in evaluations.items():
-        result = metrics.get("classifier")
-        if not result:
-            continue
-        model = metrics.get("models", {}).get("classifier", {})
-        per_kind = result.get("accuracy_per_blur_kind", {})
-        rows.append(
-            [f"{label}: `{ARCHITECTURE_NAMES.get(model.get('architecture'), '?')}`"]
-            + [_fmt(result.get(key)) for key in ("accuracy", "roc_auc", "precision", "recall")]
-            + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in BLUR_KINDS]
-            + [_fmt(per_kind.get("none", {}).get("accuracy"), 2), _speed_of(model, speeds)]
-        )
-    baseline = next(
-        (m["laplacian-variance"] for m in evaluations.values() if "laplacian-variance" in m), None
+def _classifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
+    per_kind = result.get("accuracy_per_blur_kind", {})
+    return (
+        [name]
+        + [_fmt(result.get(key)) for key in ("accuracy", "roc_auc", "precision", "recall")]
+        + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in (*BLUR_KINDS, "none")]
+        + [speed]
     )
-    if baseline:
-        per_kind = baseline.get("accuracy_per_blur_kind", {})
-        rows.append(
-            ["Laplacian variance (threshold fit on val)"]
-            + [_fmt(baseline.get(key)) for key in ("accuracy", "roc_auc", "precision", "recall")]
-            + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in BLUR_KINDS]
-            + [_fmt(per_kind.get("none", {}).get("accuracy"), 2), ""]
-        )
-    return rows
 
 
 def _identifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
@@ -104,24 +73,45 @@ def _identifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
     )
 
 
+def _rows(
+    evaluations: dict[str, dict[str, Any]],
+    speeds: dict[str, float],
+    role: str,
+    baseline: tuple[str, str],
+    make_row: Callable[[str, dict[str, Any], str], list[str]],
+) -> list[list[str]]:
+    """One row per evaluated model of ``role``, then the baseline (metrics key, row name),
+    taken from the first run that has it (baselines do not depend on the models)."""
+    rows = []
+    for label, metrics in evaluations.items():
+        result = metrics.get(role)
+        if not result:
+            continue
+        architecture = metrics.get("models", {}).get(role, {}).get("architecture", "")
+        arch = ARCHITECTURE_NAMES.get(architecture, architecture or "?")
+        speed = speeds.get(arch)
+        rows.append(make_row(f"{label}: `{arch}`", result, "" if speed is None else f"{speed:.1f}"))
+    baseline_key, baseline_name = baseline
+    found = next((m[baseline_key] for m in evaluations.values() if baseline_key in m), None)
+    if found:
+        rows.append(make_row(baseline_name, found, ""))
+    return rows
+
+
+def classifier_rows(
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
+) -> list[list[str]]:
+    """One row per evaluated classifier, then the Laplacian-variance baseline."""
+    baseline = ("laplacian-variance", "Laplacian variance (threshold fit on val)")
+    return _rows(evaluations, speeds, "classifier", baseline, _classifier_row)
+
+
 def identifier_rows(
     evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
 ) -> list[list[str]]:
     """One row per evaluated identifier (blurred images), then the Laplacian-energy map."""
-    rows = []
-    for label, metrics in evaluations.items():
-        result = metrics.get("identifier")
-        if not result:
-            continue
-        model = metrics.get("models", {}).get("identifier", {})
-        name = f"{label}: `{ARCHITECTURE_NAMES.get(model.get('architecture'), '?')}`"
-        rows.append(_identifier_row(name, result, _speed_of(model, speeds)))
-    baseline = next(
-        (m["laplacian-energy"] for m in evaluations.values() if "laplacian-energy" in m), None
-    )
-    if baseline:
-        rows.append(_identifier_row("local Laplacian energy", baseline, ""))
-    return rows
+    baseline = ("laplacian-energy", "local Laplacian energy")
+    return _rows(evaluations, speeds, "identifier", baseline, _identifier_row)
 
 
 def markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
