@@ -120,12 +120,12 @@ def _command_line(ctx: click.Context) -> str:
 @click.option(
     "--exclude-source-groups",
     default=None,
-    help="Comma-separated groups (or prefixes) to leave out [default: 'bsds' for the identifier].",
+    help="Comma-separated groups (or group-name prefixes) to leave out [default: none].",
 )
 @click.option(
     "--positives-only/--all-examples",
-    default=None,
-    help="Train only on blurred examples [default: yes for the identifier].",
+    default=False,
+    help="Train only on blurred examples [default: all examples].",
 )
 @click.option(
     "--loss", type=click.Choice(["bce", "bce_dice", "mse"]), default=None, help="[default per arch]"

@@ -86,9 +86,10 @@ DEFAULT_BLUR_MAP_WEIGHT = 1.0
 # at inference time.
 DEFAULT_LETTERBOX_FRACTION = 0.25
 DEFAULT_WARMUP_STEPS = 100
-# Source groups whose "sharp" pixels are not reliably sharp (natural depth of field, see the
-# data README): left out of identifier training by default.
-UNRELIABLE_MASK_GROUP_PREFIXES = ("bsds",)
+# Both tasks train on every source group and on sharp and blurred examples alike by default.
+# Measured (models/README.md): an identifier trained on blurred non-BSDS photos only marked
+# most of each BSDS test photo blurred (mask IoU 0.644 vs 0.708 with everything), because it
+# never saw a photo with natural depth of field or a frame with nothing blurred in it.
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.keras"
@@ -545,20 +546,16 @@ def export_best_model(model: keras.Model, out_dir: str) -> str:
 
 def resolve_source_groups(
     data_dir: str,
-    task: str,
     source_groups: Sequence[str] | None,
     exclude_source_groups: Sequence[str] | None,
 ) -> list[str] | None:
     """Which source groups to train on (None = all).
 
     Explicit ``source_groups`` win. Otherwise every group listed in the data set manifest is
-    used except ``exclude_source_groups``, which for the identifier defaults to the BSDS
-    groups (natural depth of field makes their "sharp" mask pixels wrong).
+    used except ``exclude_source_groups`` (group names or name prefixes; none by default).
     """
     if source_groups:
         return list(source_groups)
-    if exclude_source_groups is None:
-        exclude_source_groups = UNRELIABLE_MASK_GROUP_PREFIXES if task == IDENTIFIER else ()
     if not exclude_source_groups:
         return None
     available = manifest_source_groups(data_dir)
@@ -622,7 +619,7 @@ def train(
     time_budget_s: float | None = None,
     source_groups: Sequence[str] | None = None,
     exclude_source_groups: Sequence[str] | None = None,
-    positives_only: bool | None = None,
+    positives_only: bool = False,
     loss: str | None = None,
     patience: int = DEFAULT_PATIENCE,
     warmup_steps: int = DEFAULT_WARMUP_STEPS,
@@ -651,9 +648,8 @@ def train(
         validation_steps: validation batches per epoch; None for the whole split.
         time_budget_s: stop cleanly after this many training seconds (summed over resumes).
         source_groups: train only on these source groups.
-        exclude_source_groups: leave these groups (or group-name prefixes) out; default "bsds"
-            for the identifier, nothing for the classifier.
-        positives_only: train only on blurred examples; default True for the identifier.
+        exclude_source_groups: leave these groups (or group-name prefixes) out; default none.
+        positives_only: train only on blurred examples; default False (both tasks).
         loss: "bce", "bce_dice" or "mse" (default per architecture).
         patience: early stopping patience in epochs (on validation loss).
         warmup_steps: optimizer steps of linear learning-rate warm-up.
@@ -684,9 +680,7 @@ def train(
     image_size = int(image_size or architectures.default_input_size(arch))
     learning_rate = float(learning_rate or defaults.get("learning_rate", 1e-3))
     loss = loss or defaults.get("loss", "bce" if task == CLASSIFIER else "bce_dice")
-    if positives_only is None:
-        positives_only = task == IDENTIFIER
-    groups = resolve_source_groups(data_dir, task, source_groups, exclude_source_groups)
+    groups = resolve_source_groups(data_dir, source_groups, exclude_source_groups)
     arguments = {
         "task": task,
         "data_dir": data_dir,

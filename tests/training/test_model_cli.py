@@ -44,8 +44,8 @@ def test_train_defaults_to_the_efficient_network_with_a_one_hour_budget(recorded
     assert result.exit_code == 0, result.output
     assert recorded_train["arch"] == "highpass-unet"
     assert recorded_train["time_budget_s"] == 3600.0
-    assert recorded_train["exclude_source_groups"] is None  # the job's own per-task default
-    assert recorded_train["positives_only"] is None and recorded_train["resume"] is True
+    assert recorded_train["exclude_source_groups"] is None  # every source group
+    assert recorded_train["positives_only"] is False and recorded_train["resume"] is True
     assert "epoch 1/1" in result.output and "O/model.keras" in result.output
 
 

@@ -97,7 +97,17 @@ def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, t
     assert summary["best_val"] == result.best_val and summary["epochs_run"] == 4
 
 
-def test_identifier_trains_on_blurred_non_bsds_examples_and_lowers_the_loss(tiny_data, tmp_path):
+def test_source_groups_are_all_by_default_and_exclusions_match_name_prefixes(tiny_data):
+    assert training.resolve_source_groups(tiny_data, None, None) is None
+    assert training.resolve_source_groups(tiny_data, None, ["bsds"]) == ["urban100"]
+    assert training.resolve_source_groups(tiny_data, ["bsds500_train"], ["bsds"]) == [
+        "bsds500_train"
+    ]  # an explicit list wins
+    with pytest.raises(ValueError, match="leaves no source group"):
+        training.resolve_source_groups(tiny_data, None, ["bsds", "urban"])
+
+
+def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_data, tmp_path):
     result = training.train(
         "identifier",
         tiny_data,
@@ -114,8 +124,8 @@ def test_identifier_trains_on_blurred_non_bsds_examples_and_lowers_the_loss(tiny
     )
 
     summary = json.loads((tmp_path / "train_summary.json").read_text())
-    assert summary["arguments"]["source_groups"] == ["urban100"]
-    assert summary["arguments"]["positives_only"] is True
+    assert summary["arguments"]["source_groups"] is None  # the shipped recipe: all groups
+    assert summary["arguments"]["positives_only"] is False  # and sharp examples (empty masks)
     assert summary["arguments"]["loss"] == "bce_dice"
     history = _history(tmp_path)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
