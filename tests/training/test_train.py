@@ -264,6 +264,28 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     assert os.path.exists(tmp_path / "checkpoints" / "best.weights.h5")
 
 
+def test_long_epochs_print_progress_lines_between_epoch_lines(tmp_path):
+    lines: list[str] = []
+    monitor = _monitor_on_tiny_dense_model(tmp_path, patience=2)
+    monitor.log = lines.append
+    monitor.progress_interval_s = 1e-9  # a line after every batch
+    monitor.on_epoch_begin(1)
+    monitor.on_train_batch_end(0, {"loss": 0.25})
+    monitor.on_train_batch_end(1)
+
+    assert lines[0].split()[:4] == ["epoch", "2/10", "batch", "1/1"]
+    assert "loss 0.2500" in lines[0] and "s/batch" in lines[0]
+    assert "loss" not in lines[1] and "batch 2/1" in lines[1]  # no estimate past the end
+    assert "epoch ends" not in lines[1]
+
+    quiet = _monitor_on_tiny_dense_model(tmp_path, patience=2)
+    quiet.log = lines.append
+    quiet.progress_interval_s = 0.0
+    quiet.on_epoch_begin(0)
+    quiet.on_train_batch_end(0, {"loss": 0.25})
+    assert len(lines) == 2
+
+
 def test_an_epoch_without_batches_is_a_clear_error(tmp_path):
     monitor = _monitor_on_tiny_dense_model(tmp_path, patience=2)
     monitor.on_epoch_begin(0)
