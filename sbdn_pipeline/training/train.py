@@ -311,8 +311,12 @@ class TrainingMonitor(keras.callbacks.Callback):
         """Training seconds so far, including earlier (resumed) runs."""
         return self._elapsed_before + time.monotonic() - self._run_start
 
+    def _epoch_steps(self) -> int | None:
+        """Batches per epoch: fixed, or learned from the first full epoch (None before)."""
+        return self.steps_per_epoch or self.state.get("steps_per_epoch")
+
     def _planned_steps(self) -> int | None:
-        steps = self.steps_per_epoch or self.state.get("steps_per_epoch")
+        steps = self._epoch_steps()
         return steps * self.epochs if steps else None
 
     def learning_rate_at(self, step: int) -> float:
@@ -413,7 +417,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         """``  epoch 2/40  batch 120/343  loss 0.7012  1.9 s/batch  epoch ends in ~7 min``."""
         done = self._batches_this_epoch
         per_batch = (now - self._epoch_start) / max(done, 1)
-        steps = self.steps_per_epoch or self.state.get("steps_per_epoch")
+        steps = self._epoch_steps()
         shown = [f"  epoch {self._epoch_number}/{self.epochs}", f"batch {done}/{steps or '?'}"]
         if "loss" in logs:
             shown.append(f"loss {float(logs['loss']):.4f}")
