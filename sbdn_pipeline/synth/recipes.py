@@ -43,6 +43,10 @@ class SyntheticExample:
         region_shape: one of :data:`sbdn_pipeline.synth.regions.REGION_SHAPES` or "none".
         area_fraction: fraction of mask pixels that are blurred.
         degradations: non-blur changes applied, in order (e.g. ("downscale", "jpeg")).
+        blur_change: float32 (H, W), how many grey levels the blur changed each pixel (mean
+            absolute change over the channels, before the degradations); only when asked for
+            (``keep_blur_change=True``). Zero where the blurred region is flat: there the blur
+            is invisible to any detector (see benchmarks/blur_visibility.py).
     """
 
     image: np.ndarray
@@ -53,6 +57,7 @@ class SyntheticExample:
     region_shape: str
     area_fraction: float
     degradations: tuple[str, ...] = ()
+    blur_change: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,12 +317,18 @@ def _degrade(
 
 
 def synthesize_realistic(
-    image: np.ndarray, recipe: RealisticRecipe, rng: np.random.Generator, *, positive: bool
+    image: np.ndarray,
+    recipe: RealisticRecipe,
+    rng: np.random.Generator,
+    *,
+    positive: bool,
+    keep_blur_change: bool = False,
 ) -> SyntheticExample:
     """One realistic example: framing, then (if positive) blur in a region, then degradations.
 
     Framing and degradations are drawn with the same probabilities for both classes, so only
-    the blur itself distinguishes them.
+    the blur itself distinguishes them. ``keep_blur_change`` also returns the per-pixel change
+    the blur made (it draws no random numbers, so the example is the same either way).
     """
     framed, applied = _frame(image, recipe, rng)
     height, width = framed.shape[:2]
@@ -332,6 +343,7 @@ def synthesize_realistic(
             region_shape=NO_BLUR,
             area_fraction=0.0,
             degradations=tuple(applied + more),
+            blur_change=np.zeros((height, width), np.float32) if keep_blur_change else None,
         )
 
     kind = _choose(rng, recipe.blur_kind_weights)
@@ -372,4 +384,7 @@ def synthesize_realistic(
         region_shape=shape,
         area_fraction=float(mask.mean()),
         degradations=tuple(applied + more),
+        blur_change=(
+            np.abs(mixed - framed.astype(np.float32)).mean(axis=-1) if keep_blur_change else None
+        ),
     )

@@ -157,3 +157,36 @@ def test_original_preset_negative_is_the_resized_photo() -> None:
 def test_unknown_preset_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown preset 'fancy'"):
         recipes.recipe_for_preset("fancy")
+
+
+@pytest.mark.parametrize("positive", [True, False])
+def test_keeping_the_blur_change_draws_nothing_and_changes_no_example(positive: bool) -> None:
+    photo = textured_photo(96, 128, 7)
+    plain = recipes.synthesize_realistic(
+        photo, recipes.RealisticRecipe(), np.random.default_rng(3), positive=positive
+    )
+    kept = recipes.synthesize_realistic(
+        photo, recipes.RealisticRecipe(), np.random.default_rng(3), positive=positive,
+        keep_blur_change=True,
+    )
+    assert plain.blur_change is None
+    np.testing.assert_array_equal(plain.image, kept.image)
+    np.testing.assert_array_equal(plain.mask, kept.mask)
+    assert kept.blur_change.shape == kept.mask.shape
+    if not positive:
+        assert not kept.blur_change.any()
+
+
+def test_blur_change_is_large_on_texture_and_zero_on_a_flat_region() -> None:
+    photo = textured_photo(96, 128, 11)
+    photo[:, 64:] = 128  # right half flat grey: blurring it changes nothing
+    whole = dataclasses.replace(BLUR_ONLY, region_shape_weights=(("whole", 1.0),))
+    example = recipes.synthesize_realistic(
+        photo, whole, np.random.default_rng(5), positive=True, keep_blur_change=True
+    )
+    assert example.mask.all()
+    change = example.blur_change
+    # Away from the seam between the halves, where the kernel mixes texture into grey.
+    margin = int(4 * example.strength) + 4
+    assert change[:, : 64 - margin].mean() > 4.0
+    assert change[:, 64 + margin :].max() < 1e-3
