@@ -61,6 +61,10 @@ class MakeDatasetOptions:
         max_long_side: stored images are capped to this long side (realistic preset).
         examples_per_shard: target number of examples per TFRecord shard.
         overwrite: replace an existing data set in ``output``.
+        exclude_sources: relative paths (below the source root, as in the manifest's
+            ``source_path``) of photos to leave out, e.g. photos whose "sharp" label would be
+            wrong because they already contain out-of-focus regions. Leaving a photo out does
+            not move any other photo between splits (splits hash each photo on its own).
     """
 
     sharp_images: str
@@ -73,6 +77,7 @@ class MakeDatasetOptions:
     max_long_side: int = 1024
     examples_per_shard: int = 128
     overwrite: bool = False
+    exclude_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.variants_per_image < 1:
@@ -178,14 +183,40 @@ def is_positive_variant(variant: int) -> bool:
     return variant % 2 == 1
 
 
+def read_exclude_list(path: str) -> tuple[str, ...]:
+    """Relative photo paths listed in an exclude file, one per line.
+
+    Everything after a ``#`` is a comment (the reason a photo is left out); blank lines are
+    skipped; backslashes become ``/`` so a list written on Windows still matches.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if a path is listed twice.
+    """
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    listed: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        entry = line.split("#", 1)[0].strip().replace("\\", "/")
+        if not entry:
+            continue
+        if entry in listed:
+            raise ValueError(f"{path}:{number}: '{entry}' is listed twice")
+        listed.append(entry)
+    return tuple(listed)
+
+
 def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
     """Every image file the source spec stands for, with ids, groups and splits.
 
     Files are kept when their name has an image suffix (for folders and globs); manifests are
-    taken as they are. Raises early, before any pipeline is built, when nothing matches.
+    taken as they are. Photos in ``options.exclude_sources`` are left out. Raises early,
+    before any pipeline is built, when nothing matches.
 
     Raises:
         FileNotFoundError: if the spec matches no image files.
+        ValueError: if an excluded path matches no source photo (most likely a typo, or a
+            list made for another source root).
     """
     spec = options.sharp_images
     try:
@@ -206,9 +237,14 @@ def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
     root = source_root(spec)
     if inputs.is_manifest(spec) and not any(inputs.is_remote(p) for p in paths):
         root = os.path.commonpath([os.path.dirname(p) for p in paths])
+    excluded = set(options.exclude_sources)
     photos = []
+    matched: set[str] = set()
     for path in paths:
         relative = relative_to_root(path, root)
+        if relative in excluded:
+            matched.add(relative)
+            continue
         source_id = make_source_id(relative)
         photos.append(
             SourcePhoto(
@@ -221,6 +257,15 @@ def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
                 ),
             )
         )
+    unmatched = sorted(excluded - matched)
+    if unmatched:
+        raise ValueError(
+            f"{len(unmatched)} excluded source path(s) match no photo below '{root}': "
+            + ", ".join(unmatched[:5])
+            + (" ..." if len(unmatched) > 5 else "")
+        )
+    if not photos:
+        raise FileNotFoundError(f"every photo matched by '{spec}' is excluded")
     return photos
 
 
@@ -335,6 +380,7 @@ def build_manifest(
             "preset": options.preset,
             "max_long_side": options.max_long_side,
             "positive_variants": "odd variant indices",
+            "excluded_sources": list(options.exclude_sources),
             "recipe": options.recipe().to_dict(),
         },
         "encoding": {

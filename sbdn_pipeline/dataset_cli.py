@@ -11,6 +11,8 @@ EPILOG_MAKE = """\b
 Examples:
   sbdn make-dataset --sharp-images ../shared/data/sharp --output /work/data/sbdn-realistic \\
       --variants-per-image 8 --seed 0 --direct_num_workers=2 --direct_running_mode=multi_processing
+  sbdn make-dataset --sharp-images ../shared/data/sharp --output /work/data/sbdn-curated16 \\
+      --variants-per-image 16 --exclude-sources models/training-data/natural-depth-of-field.txt
   sbdn make-dataset --sharp-images 'photos/**/*.jpg' --output out/ --preset original
   sbdn make-dataset --sharp-images gs://bucket/sharp/ --output gs://bucket/sbdn-data/ \\
       --runner DataflowRunner --project P --region europe-west1 --temp_location gs://bucket/tmp
@@ -61,6 +63,14 @@ Any option not listed above is passed to Apache Beam.
     help="Stored images are capped to this long side (realistic preset).",
 )
 @click.option("--examples-per-shard", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--exclude-sources",
+    "exclude_sources_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Text file of photo paths (relative to --sharp-images, '#' starts a comment) to leave "
+    "out, e.g. models/training-data/natural-depth-of-field.txt.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a data set already in --output.")
 @click.pass_context
 def make_dataset_command(
@@ -74,6 +84,7 @@ def make_dataset_command(
     preset: str,
     max_long_side: int,
     examples_per_shard: int,
+    exclude_sources_file: str | None,
     overwrite: bool,
 ) -> None:
     """Make a synthetic blur training data set (TFRecords) from sharp photos with Beam."""
@@ -94,6 +105,11 @@ def make_dataset_command(
             max_long_side=max_long_side,
             examples_per_shard=examples_per_shard,
             overwrite=overwrite,
+            exclude_sources=(
+                make_dataset.read_exclude_list(exclude_sources_file)
+                if exclude_sources_file
+                else ()
+            ),
         )
         photos = make_dataset.list_source_photos(options)
     except (ValueError, FileNotFoundError) as exc:
@@ -102,7 +118,9 @@ def make_dataset_command(
     logging.getLogger("beam_jobs.make_dataset").setLevel(logging.INFO)
     click.echo(
         f"make-dataset: {len(photos)} source photos x {variants_per_image} variants "
-        f"(preset {preset}, seed {seed}) -> {output}",
+        f"(preset {preset}, seed {seed}"
+        + (f", {len(options.exclude_sources)} excluded" if options.exclude_sources else "")
+        + f") -> {output}",
         err=True,
     )
     started = time.monotonic()

@@ -165,6 +165,44 @@ def test_glob_source_gives_the_same_ids_and_groups_as_its_folder(source_folder: 
     )
 
 
+def test_exclude_list_reads_paths_and_skips_comments_and_blank_lines(tmp_path) -> None:
+    listing = tmp_path / "exclude.txt"
+    listing.write_text(
+        "# photos with natural depth of field\n\nnature/photo_01.jpg  # soft background\n"
+        "street\\photo_02.jpg\n",
+        encoding="utf-8",
+    )
+    assert make_dataset.read_exclude_list(str(listing)) == (
+        "nature/photo_01.jpg",
+        "street/photo_02.jpg",
+    )
+    listing.write_text("nature/photo_01.jpg\nnature/photo_01.jpg # again\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="listed twice"):
+        make_dataset.read_exclude_list(str(listing))
+
+
+def test_excluded_photos_are_left_out_without_moving_the_others_between_splits(
+    source_folder: str,
+) -> None:
+    every = make_dataset.list_source_photos(_options(source_folder, "/unused"))
+    left_out = tuple(p.relative_path for p in every[:3])
+    kept = make_dataset.list_source_photos(
+        _options(source_folder, "/unused", exclude_sources=left_out)
+    )
+    assert sorted((p.source_id, p.split) for p in kept) == sorted(
+        (p.source_id, p.split) for p in every if p.relative_path not in left_out
+    )
+
+
+def test_excluding_a_path_that_matches_no_photo_fails_before_the_pipeline(
+    source_folder: str,
+) -> None:
+    with pytest.raises(ValueError, match="match no photo.*nature/typo.jpg"):
+        make_dataset.list_source_photos(
+            _options(source_folder, "/unused", exclude_sources=("nature/typo.jpg",))
+        )
+
+
 def test_source_that_matches_nothing_fails_before_the_pipeline(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         make_dataset.list_source_photos(_options(str(tmp_path / "missing"), str(tmp_path / "out")))
@@ -199,6 +237,27 @@ def test_cli_original_preset_makes_224_px_examples_with_a_rectangle(
             assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].mean() > 0.97
         else:
             assert not mask.any()
+
+
+def test_cli_exclude_sources_leaves_photos_out_and_records_them_in_the_manifest(
+    source_folder: str, tmp_path
+) -> None:
+    listing = tmp_path / "exclude.txt"
+    listing.write_text("nature/photo_00.jpg  # soft background\n", encoding="utf-8")
+    output = str(tmp_path / "curated")
+    result = CliRunner().invoke(
+        make_dataset_command,
+        [
+            "--sharp-images", source_folder, "--output", output, "--preset", "original",
+            "--exclude-sources", str(listing),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 excluded" in result.output
+    assert "wrote 16 examples (8 blurred, 8 sharp) from 8 photos" in result.output
+    with open(os.path.join(output, features.MANIFEST_JSON), encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    assert manifest["parameters"]["excluded_sources"] == ["nature/photo_00.jpg"]
 
 
 def test_cli_reports_a_missing_source_folder_clearly(tmp_path) -> None:
