@@ -181,6 +181,20 @@ def test_exclude_list_reads_paths_and_skips_comments_and_blank_lines(tmp_path) -
         make_dataset.read_exclude_list(str(listing))
 
 
+def test_shipped_depth_of_field_list_is_a_valid_exclude_list_with_a_reason_per_photo() -> None:
+    path = os.path.join(
+        os.path.dirname(__file__), "..", "..", "models", "training-data",
+        "natural-depth-of-field.txt",
+    )  # fmt: skip
+    listed = make_dataset.read_exclude_list(path)
+    assert len(listed) == 61
+    groups = {entry.split("/")[0] for entry in listed}
+    assert groups <= {"bsds500_train", "bsds500_val", "urban100", "sunhays80"}
+    with open(path, encoding="utf-8") as handle:
+        entries = [line for line in handle if line.strip() and not line.startswith("#")]
+    assert all("#" in line and line.split("#", 1)[1].strip() for line in entries)
+
+
 def test_excluded_photos_are_left_out_without_moving_the_others_between_splits(
     source_folder: str,
 ) -> None:
