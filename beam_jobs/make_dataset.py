@@ -195,14 +195,14 @@ def read_exclude_list(path: str) -> tuple[str, ...]:
     """
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().splitlines()
-    listed: list[str] = []
+    listed: dict[str, None] = {}  # ordered, with O(1) duplicate checks for long lists
     for number, line in enumerate(lines, start=1):
         entry = line.split("#", 1)[0].strip().replace("\\", "/")
         if not entry:
             continue
         if entry in listed:
             raise ValueError(f"{path}:{number}: '{entry}' is listed twice")
-        listed.append(entry)
+        listed[entry] = None
     return tuple(listed)
 
 
