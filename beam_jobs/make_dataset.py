@@ -193,7 +193,8 @@ def read_exclude_list(path: str) -> tuple[str, ...]:
         FileNotFoundError: if the file does not exist.
         ValueError: if a path is listed twice.
     """
-    with open(path, encoding="utf-8") as handle:
+    # utf-8-sig, as source manifests are read: a BOM from a Windows editor is not a path.
+    with open(path, encoding="utf-8-sig") as handle:
         lines = handle.read().splitlines()
     listed: dict[str, None] = {}  # ordered, with O(1) duplicate checks for long lists
     for number, line in enumerate(lines, start=1):

@@ -170,7 +170,7 @@ def test_exclude_list_reads_paths_and_skips_comments_and_blank_lines(tmp_path) -
     listing.write_text(
         "# photos with natural depth of field\n\nnature/photo_01.jpg  # soft background\n"
         "street\\photo_02.jpg\n",
-        encoding="utf-8",
+        encoding="utf-8-sig",  # with a byte-order mark, as some Windows editors write
     )
     assert make_dataset.read_exclude_list(str(listing)) == (
         "nature/photo_01.jpg",
