@@ -145,6 +145,14 @@ def _command_line(ctx: click.Context) -> str:
     help="Share of training examples shown whole and letterboxed instead of cropped.",
 )
 @click.option(
+    "--colour-jitter",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Strength of random exposure, white-balance, saturation and gamma changes of the "
+    "training images (blur labels are unaffected); 0 = none.",
+)
+@click.option(
     "--blur-map-weight",
     type=click.FloatRange(min=0),
     default=1.0,

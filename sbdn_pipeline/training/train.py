@@ -85,6 +85,9 @@ DEFAULT_BLUR_MAP_WEIGHT = 1.0
 # never shrunk as much as a whole photo is, so without these the nets would meet both only
 # at inference time.
 DEFAULT_LETTERBOX_FRACTION = 0.25
+# Strength of random exposure / white-balance / saturation / gamma changes of training images
+# (reader.jitter_colours); 0 = off, as the shipped models were trained.
+DEFAULT_COLOUR_JITTER = 0.0
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_PROGRESS_INTERVAL_S = 60.0
 # Both tasks train on every source group and on sharp and blurred examples alike by default.
@@ -657,6 +660,7 @@ def train(
     shuffle_buffer: int = 256,
     cache: bool = False,
     letterbox_fraction: float = DEFAULT_LETTERBOX_FRACTION,
+    colour_jitter: float = DEFAULT_COLOUR_JITTER,
     blur_map_weight: float = DEFAULT_BLUR_MAP_WEIGHT,
     resume: bool = True,
     model_kwargs: dict[str, Any] | None = None,
@@ -688,6 +692,8 @@ def train(
         cache: let the reader cache decoded examples in memory.
         letterbox_fraction: share of training examples shown whole and letterboxed rather
             than as random crops (see :data:`DEFAULT_LETTERBOX_FRACTION`).
+        colour_jitter: strength of random photometric changes of the training images
+            (:func:`sbdn_pipeline.training.reader.jitter_colours`); 0 = none.
         blur_map_weight: classifiers that support it (``blur_map_output``) also learn a coarse
             blur map from the masks, with this loss weight; 0 trains on labels alone.
         resume: continue the run in ``out_dir`` if it has checkpoints; False starts over.
@@ -733,6 +739,7 @@ def train(
         "shuffle_buffer": shuffle_buffer,
         "cache": cache,
         "letterbox_fraction": letterbox_fraction,
+        "colour_jitter": colour_jitter,
         "model_kwargs": model_kwargs or {},
         "blur_map_weight": blur_map_weight if supports_blur_map(arch) else 0.0,
     }
@@ -761,6 +768,8 @@ def train(
 
     if not 0.0 <= letterbox_fraction < 1.0:
         raise ValueError(f"letterbox_fraction must be in [0, 1), got {letterbox_fraction}")
+    if not 0.0 <= colour_jitter <= 1.0:
+        raise ValueError(f"colour_jitter must be in [0, 1], got {colour_jitter}")
     with_blur_map = has_blur_map_output(model)
     # A classifier taught where the blur is reads masks (one value per blur-map cell) and
     # derives its label from them exactly as the reader does for plain classifier batches.
@@ -802,6 +811,9 @@ def train(
             batch_size=batch_size,
             seed=seed + state["epochs_done"],
         )
+    train_data = reader.jitter_colour_batches(
+        train_data, colour_jitter, seed=seed + state["epochs_done"]
+    )
     _record_invocation(state, command)
     state = fit(
         model,

@@ -247,3 +247,57 @@ def test_feature_spec_covers_every_feature_and_records_must_be_complete() -> Non
     del incomplete[features.SOURCE_GROUP]
     with pytest.raises(KeyError, match="source_group"):
         features.make_example(incomplete)
+
+
+def test_colour_jitter_keeps_black_padding_range_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (6, 16, 20, 3)).astype("float32")
+    images[:, :4] = 0.0  # letterbox padding rows
+    seed = tf.constant([3, 4], tf.int64)
+
+    jittered = reader.jitter_colours(tf.constant(images), 1.0, seed).numpy()
+
+    assert jittered.shape == images.shape
+    assert np.all(jittered[:, :4] == 0.0)  # padding is still exactly black
+    assert jittered.min() >= 0.0 and jittered.max() <= 255.0
+    assert not np.allclose(jittered[:, 4:], images[:, 4:], atol=1.0)
+    # One draw per image: images of the same batch change differently.
+    ratios = jittered[:, 4:].mean(axis=(1, 2, 3)) / images[:, 4:].mean(axis=(1, 2, 3))
+    assert np.ptp(ratios) > 0.02
+    np.testing.assert_array_equal(
+        reader.jitter_colours(tf.constant(images), 1.0, seed).numpy(), jittered
+    )
+    np.testing.assert_array_equal(
+        reader.jitter_colours(tf.constant(images), 0.0, seed).numpy(), images
+    )
+
+
+def test_colour_jitter_changes_overall_levels_but_not_where_detail_is() -> None:
+    """A blurred half stays the half with less fine detail: labels and masks stay valid."""
+    image, mask = tinyset.half_blurred(64, 64, seed=0)
+    batch = tf.constant(np.repeat(image[np.newaxis].astype("float32"), 8, axis=0))
+
+    jittered = reader.jitter_colours(batch, 1.0, tf.constant([1, 2], tf.int64)).numpy()
+
+    def detail(pixels: np.ndarray) -> float:
+        grey = pixels.mean(axis=-1)
+        return float(np.abs(np.diff(grey, axis=1)).mean())
+
+    blurred = mask.astype(bool)
+    for view in jittered:
+        assert detail(view[:, ~blurred.any(axis=0)]) > 2 * detail(view[:, blurred.all(axis=0)])
+
+
+def test_colour_jitter_batches_touch_images_only() -> None:
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 255, (4, S, S, 3)).astype("float32")
+    masks = (rng.uniform(size=(4, S, S, 1)) > 0.5).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices((images, masks)).batch(2)
+
+    jittered = list(reader.jitter_colour_batches(batches, 0.5, seed=0))
+
+    assert len(jittered) == 2
+    for index, (new_images, new_masks) in enumerate(jittered):
+        np.testing.assert_array_equal(new_masks.numpy(), masks[2 * index : 2 * index + 2])
+        assert not np.allclose(new_images.numpy(), images[2 * index : 2 * index + 2])
+    assert reader.jitter_colour_batches(batches, 0.0, seed=0) is batches

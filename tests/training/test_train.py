@@ -120,6 +120,7 @@ def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_d
         learning_rate=3e-3,
         warmup_steps=10,
         model_kwargs=TINY_UNET,
+        colour_jitter=1.0,  # photometric changes keep the masks learnable
         log=lambda line: None,
     )
 
@@ -127,6 +128,7 @@ def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_d
     assert summary["arguments"]["source_groups"] is None  # the shipped recipe: all groups
     assert summary["arguments"]["positives_only"] is False  # and sharp examples (empty masks)
     assert summary["arguments"]["loss"] == "bce_dice"
+    assert summary["arguments"]["colour_jitter"] == 1.0
     history = _history(tmp_path)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert "val_mae" in result.best_val
