@@ -153,6 +153,13 @@ def _command_line(ctx: click.Context) -> str:
     "training images (blur labels are unaffected); 0 = none.",
 )
 @click.option(
+    "--turn-and-flip/--no-turn-and-flip",
+    default=False,
+    show_default=True,
+    help="Also turn training views by random quarter turns and flip them upside down "
+    "(left-right flips are always on).",
+)
+@click.option(
     "--blur-map-weight",
     type=click.FloatRange(min=0),
     default=1.0,

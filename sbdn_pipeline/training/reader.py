@@ -245,6 +245,49 @@ def jitter_colour_batches(dataset: tf.data.Dataset, strength: float, seed: int) 
     )
 
 
+def _dihedral(tensor: tf.Tensor, turns: tf.Tensor, flips: tf.Tensor) -> tf.Tensor:
+    """Per-example vertical flip, then ``turns`` quarter turns, of a (B, N, N, C) batch."""
+    flipped = tf.where(
+        flips[:, tf.newaxis, tf.newaxis, tf.newaxis], tf.reverse(tensor, [1]), tensor
+    )
+    transposed = tf.transpose(flipped, [0, 2, 1, 3])
+    rotations = tf.stack(
+        [
+            flipped,
+            tf.reverse(transposed, [1]),
+            tf.reverse(flipped, [1, 2]),
+            tf.reverse(transposed, [2]),
+        ]
+    )
+    batch = tf.shape(tensor)[0]
+    return tf.gather_nd(rotations, tf.stack([turns, tf.range(batch)], axis=1))
+
+
+def turn_and_flip_batches(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """Random quarter turns and vertical flips of square (images, targets) batches.
+
+    Training views are already flipped left-right at random; this adds the rest of the
+    square's symmetries (8 in all). Blur and its mask do not depend on orientation, and a
+    network that sees a few hundred photos benefits from every new view of them. Targets that
+    are maps (B, n, n, C) turn with their images; per-image labels stay as they are.
+    """
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def turn(batch: tuple, batch_seed: tf.Tensor) -> tuple:
+        images, targets = batch
+        size = tf.shape(images)[0]
+        draws = tf.random.experimental.stateless_split(batch_seed, num=2)
+        turns = tf.random.stateless_uniform([size], draws[0], minval=0, maxval=4, dtype=tf.int32)
+        flips = tf.random.stateless_uniform([size], draws[1]) < 0.5
+
+        def apply(tensor: tf.Tensor) -> tf.Tensor:
+            return _dihedral(tensor, turns, flips) if tensor.shape.rank == 4 else tensor
+
+        return apply(images), tf.nest.map_structure(apply, targets)
+
+    return tf.data.Dataset.zip((dataset, seeds)).map(turn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 # --------------------------------------------------------------------------------------------
 # Training / evaluation datasets
 

@@ -88,6 +88,8 @@ DEFAULT_LETTERBOX_FRACTION = 0.25
 # Strength of random exposure / white-balance / saturation / gamma changes of training images
 # (reader.jitter_colours); 0 = off, as the shipped models were trained.
 DEFAULT_COLOUR_JITTER = 0.0
+# Random quarter turns and vertical flips of training views (left-right flips are always on).
+DEFAULT_TURN_AND_FLIP = False
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_PROGRESS_INTERVAL_S = 60.0
 # Both tasks train on every source group and on sharp and blurred examples alike by default.
@@ -661,6 +663,7 @@ def train(
     cache: bool = False,
     letterbox_fraction: float = DEFAULT_LETTERBOX_FRACTION,
     colour_jitter: float = DEFAULT_COLOUR_JITTER,
+    turn_and_flip: bool = DEFAULT_TURN_AND_FLIP,
     blur_map_weight: float = DEFAULT_BLUR_MAP_WEIGHT,
     resume: bool = True,
     model_kwargs: dict[str, Any] | None = None,
@@ -694,6 +697,8 @@ def train(
             than as random crops (see :data:`DEFAULT_LETTERBOX_FRACTION`).
         colour_jitter: strength of random photometric changes of the training images
             (:func:`sbdn_pipeline.training.reader.jitter_colours`); 0 = none.
+        turn_and_flip: also turn training views by random quarter turns and flip them
+            upside down (:func:`sbdn_pipeline.training.reader.turn_and_flip_batches`).
         blur_map_weight: classifiers that support it (``blur_map_output``) also learn a coarse
             blur map from the masks, with this loss weight; 0 trains on labels alone.
         resume: continue the run in ``out_dir`` if it has checkpoints; False starts over.
@@ -740,6 +745,7 @@ def train(
         "cache": cache,
         "letterbox_fraction": letterbox_fraction,
         "colour_jitter": colour_jitter,
+        "turn_and_flip": turn_and_flip,
         "model_kwargs": model_kwargs or {},
         "blur_map_weight": blur_map_weight if supports_blur_map(arch) else 0.0,
     }
@@ -814,6 +820,8 @@ def train(
     train_data = reader.jitter_colour_batches(
         train_data, colour_jitter, seed=seed + state["epochs_done"]
     )
+    if turn_and_flip:
+        train_data = reader.turn_and_flip_batches(train_data, seed=seed + state["epochs_done"])
     _record_invocation(state, command)
     state = fit(
         model,

@@ -301,3 +301,32 @@ def test_colour_jitter_batches_touch_images_only() -> None:
         np.testing.assert_array_equal(new_masks.numpy(), masks[2 * index : 2 * index + 2])
         assert not np.allclose(new_images.numpy(), images[2 * index : 2 * index + 2])
     assert reader.jitter_colour_batches(batches, 0.0, seed=0) is batches
+
+
+def test_turn_and_flip_moves_images_and_maps_together_and_keeps_labels() -> None:
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    maps = images[..., :1] / 255.0  # a map that is the image's first channel: easy to follow
+    labels = np.arange(16, dtype="float32")[:, np.newaxis]
+    batches = tf.data.Dataset.from_tensor_slices(
+        (images, {"p_blurry": labels, "blur_map": maps})
+    ).batch(16)
+
+    (new_images, targets), = list(reader.turn_and_flip_batches(batches, seed=0))
+    new_images = new_images.numpy()
+
+    symmetries = {}
+    for index in range(16):
+        matches = [
+            (turns, flip)
+            for turns in range(4)
+            for flip in (False, True)
+            if np.array_equal(
+                np.rot90(images[index][::-1] if flip else images[index], turns), new_images[index]
+            )
+        ]
+        assert len(matches) == 1, index  # each view is exactly one symmetry of its image
+        symmetries[index] = matches[0]
+    assert len(set(symmetries.values())) >= 4  # drawn per example, not per batch
+    np.testing.assert_array_equal(targets["blur_map"].numpy(), new_images[..., :1] / 255.0)
+    np.testing.assert_array_equal(targets["p_blurry"].numpy(), labels)

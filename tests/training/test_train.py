@@ -61,6 +61,7 @@ def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, t
         learning_rate=3e-3,
         warmup_steps=10,
         model_kwargs=TINY_CLASSIFIER,
+        turn_and_flip=True,  # turns the blur-map targets with the images
         command="pytest",
         log=lines.append,
     )
@@ -120,7 +121,8 @@ def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_d
         learning_rate=3e-3,
         warmup_steps=10,
         model_kwargs=TINY_UNET,
-        colour_jitter=1.0,  # photometric changes keep the masks learnable
+        colour_jitter=1.0,  # photometric changes and turns keep the masks learnable
+        turn_and_flip=True,
         log=lambda line: None,
     )
 
@@ -129,6 +131,7 @@ def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_d
     assert summary["arguments"]["positives_only"] is False  # and sharp examples (empty masks)
     assert summary["arguments"]["loss"] == "bce_dice"
     assert summary["arguments"]["colour_jitter"] == 1.0
+    assert summary["arguments"]["turn_and_flip"] is True
     history = _history(tmp_path)
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
     assert "val_mae" in result.best_val
