@@ -90,6 +90,7 @@ DEFAULT_LETTERBOX_FRACTION = 0.25
 DEFAULT_COLOUR_JITTER = 0.0
 # Random quarter turns and vertical flips of training views (left-right flips are always on).
 DEFAULT_TURN_AND_FLIP = False
+AUGMENT_SEED_OFFSET = 1_000_003
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_PROGRESS_INTERVAL_S = 60.0
 # Both tasks train on every source group and on sharp and blurred examples alike by default.
@@ -817,11 +818,11 @@ def train(
             batch_size=batch_size,
             seed=seed + state["epochs_done"],
         )
-    train_data = reader.jitter_colour_batches(
-        train_data, colour_jitter, seed=seed + state["epochs_done"]
-    )
+    # Own seeds, so these draws do not repeat the crop stream's (seeded with seed + epochs).
+    augment_seed = AUGMENT_SEED_OFFSET + seed + state["epochs_done"]
+    train_data = reader.jitter_colour_batches(train_data, colour_jitter, seed=augment_seed)
     if turn_and_flip:
-        train_data = reader.turn_and_flip_batches(train_data, seed=seed + state["epochs_done"])
+        train_data = reader.turn_and_flip_batches(train_data, seed=augment_seed + 1)
     _record_invocation(state, command)
     state = fit(
         model,

@@ -61,7 +61,6 @@ def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, t
         learning_rate=3e-3,
         warmup_steps=10,
         model_kwargs=TINY_CLASSIFIER,
-        turn_and_flip=True,  # turns the blur-map targets with the images
         command="pytest",
         log=lines.append,
     )
