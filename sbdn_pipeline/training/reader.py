@@ -13,6 +13,8 @@ The feature names and layout come from :mod:`sbdn_pipeline.features`, shared wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from sbdn_pipeline import features
@@ -234,14 +236,26 @@ def jitter_colours(images: tf.Tensor, strength: float, seed: tf.Tensor) -> tf.Te
     return 255.0 * tf.pow(out / 255.0, gamma)
 
 
+def _seed_pairs(seed: int) -> tf.data.Dataset:
+    """Endless [2]-shaped seeds for stateless ops, new ones every epoch."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _map_with_seeds(dataset: tf.data.Dataset, function: Callable, seed: int) -> tf.data.Dataset:
+    """``function(element, seed_pair)`` over a dataset, one seed pair per element."""
+    return tf.data.Dataset.zip((dataset, _seed_pairs(seed))).map(
+        function, num_parallel_calls=tf.data.AUTOTUNE
+    )
+
+
 def jitter_colour_batches(dataset: tf.data.Dataset, strength: float, seed: int) -> tf.data.Dataset:
     """Apply :func:`jitter_colours` to the images of (images, targets) batches; targets as-is."""
     if strength <= 0:
         return dataset
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((dataset, seeds)).map(
+    return _map_with_seeds(
+        dataset,
         lambda batch, batch_seed: (jitter_colours(batch[0], strength, batch_seed), batch[1]),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        seed,
     )
 
 
@@ -271,7 +285,6 @@ def turn_and_flip_batches(dataset: tf.data.Dataset, seed: int) -> tf.data.Datase
     network that sees a few hundred photos benefits from every new view of them. Targets that
     are maps (B, n, n, C) turn with their images; per-image labels stay as they are.
     """
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def turn(batch: tuple, batch_seed: tf.Tensor) -> tuple:
         images, targets = batch
@@ -285,7 +298,7 @@ def turn_and_flip_batches(dataset: tf.data.Dataset, seed: int) -> tf.data.Datase
 
         return apply(images), tf.nest.map_structure(apply, targets)
 
-    return tf.data.Dataset.zip((dataset, seeds)).map(turn, num_parallel_calls=tf.data.AUTOTUNE)
+    return _map_with_seeds(dataset, turn, seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +413,7 @@ def make_training_dataset(
         return image, tf.clip_by_value(mask, 0.0, 1.0)
 
     if training:
-        randomness = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        randomness = _seed_pairs(seed)
 
         def augment(parsed: dict, example_seed: tf.Tensor):
             decoded = decode_parsed(parsed)
