@@ -6,11 +6,14 @@ Two kinds of input:
   decoded from its stored bytes, reduced and letterboxed exactly as the detect job does
   (:func:`model_view`), classified, segmented, and its mask mapped back onto the stored
   image; metrics go to ``metrics.json``, one row per image to ``predictions.csv``, figures
-  to PNG files. The Laplacian-variance classifier gets its threshold from the validation
-  split; the Laplacian-energy map is scored with the same mask metrics as the identifier.
-* a folder (or glob, or manifest) of ordinary images without masks: per-file scores go to
-  ``scores.csv`` and ``scores.json``. If paths contain a folder named ``sharp`` or
-  ``blurry``/``blurred``, those are taken as labels and classifier metrics are added.
+  to PNG files. Every classic baseline of :mod:`~sbdn_pipeline.training.baselines` runs in
+  the same pass: image-level ones get their threshold from the validation split, maps are
+  scored with the same mask metrics as the identifier. With a cross-recipe data set
+  (:func:`evaluate_cross_recipe`) the same models and thresholds are measured on both.
+* a folder (or glob, or manifest) of ordinary images: per-file scores go to ``scores.csv``
+  and ``scores.json``. If paths contain a folder named ``sharp`` or ``blurry``/``blurred``,
+  those are taken as labels and classifier metrics are added; truth masks named
+  ``<image stem>.png`` in a masks folder add mask metrics for those images.
 
 Metric definitions are in :mod:`sbdn_pipeline.training.metrics`.
 """
@@ -37,8 +40,10 @@ SCORES_CSV = "scores.csv"
 SCORES_JSON = "scores.json"
 MODEL_CLASSIFIER = "classifier"
 MODEL_IDENTIFIER = "identifier"
-BASELINE_CLASSIFIER = "laplacian-variance"
-BASELINE_MAP = "laplacian-energy"
+# The classic pair gated end to end like the models: (image-level gate, map).
+END_TO_END_BASELINES = ("laplacian-variance", "laplacian-energy")
+OWN_DATA = "own"
+CROSS_RECIPE_DATA = "cross-recipe"
 SHARP_FOLDER_NAMES = ("sharp",)
 BLURRY_FOLDER_NAMES = ("blurry", "blurred")
 
@@ -179,23 +184,42 @@ def _split_size(data_dir: str, split: str) -> int | None:
         return None
 
 
-def calibrate_laplacian_threshold(
+def baseline_key(name: str) -> str:
+    """Column prefix of a baseline in the per-image CSV files ("lbp-map" -> "lbp_map")."""
+    return name.replace("-", "_")
+
+
+def calibrate_baselines(
     data_dir: str, split: str, max_examples: int | None = None
-) -> dict[str, Any]:
-    """Choose the Laplacian-variance blur-score threshold with the best accuracy on ``split``."""
-    labels, scores = [], []
+) -> dict[str, dict[str, Any]]:
+    """Choose each image-level baseline's threshold for the best accuracy on ``split``.
+
+    Returns:
+        {baseline name: {"data", "split", "n", "threshold", "accuracy_on_split"}}.
+    """
+    scorers = baselines.image_level_baselines()
+    labels: list[int] = []
+    scores: dict[str, list[float]] = {baseline.name: [] for baseline in scorers}
     for index, record in enumerate(iterate_records(data_dir, split)):
         if max_examples is not None and index >= max_examples:
             break
         labels.append(int(record[features.LABEL]))
-        scores.append(baselines.laplacian_blur_score(_native_pixels(record[features.IMAGE])))
-    threshold = metrics.best_accuracy_threshold(labels, scores)
-    return {
-        "split": split,
-        "n": len(labels),
-        "threshold": threshold,
-        "accuracy_on_split": metrics.accuracy(labels, scores, threshold),
-    }
+        native = _native_pixels(record[features.IMAGE])
+        for baseline in scorers:
+            scores[baseline.name].append(baseline.compute(native))
+    if not labels:
+        raise ValueError(f"the {split} split of {data_dir} has no examples to calibrate on")
+    calibration = {}
+    for name, values in scores.items():
+        threshold = metrics.best_accuracy_threshold(labels, values)
+        calibration[name] = {
+            "data": data_dir,
+            "split": split,
+            "n": len(labels),
+            "threshold": threshold,
+            "accuracy_on_split": metrics.accuracy(labels, values, threshold),
+        }
+    return calibration
 
 
 class _MaskGroups:
@@ -226,6 +250,56 @@ class _MaskGroups:
         return result
 
 
+class BaselineRun:
+    """Every registered baseline over a stream of images: per-image scores and mask metrics.
+
+    Image-level scores go into each image's row; maps are scored against the truth where
+    there is one (blurred examples of a data set; images with a mask in folder mode), and
+    the end-to-end pair (:data:`END_TO_END_BASELINES`) is gated like the models.
+    """
+
+    def __init__(
+        self, calibration: dict[str, dict[str, Any]] | None, mask_threshold: float
+    ) -> None:
+        self.calibration = calibration or {}
+        self.mask_threshold = mask_threshold
+        self.masks = {b.name: _MaskGroups(mask_threshold) for b in baselines.map_baselines()}
+        self.end_to_end = metrics.MaskMetrics(threshold=mask_threshold)
+        self.sharp_flagged = 0
+
+    def add(
+        self,
+        native: np.ndarray,
+        row: dict[str, Any],
+        truth: np.ndarray | None = None,
+        groups: dict[str, str] | None = None,
+        gate_truth: np.ndarray | None = None,
+    ) -> None:
+        """Score one image into ``row``; ``truth`` for the map metrics, ``gate_truth`` (every
+        image of a data set, empty for sharp ones) for the end-to-end metrics."""
+        for baseline in baselines.image_level_baselines():
+            row[f"{baseline_key(baseline.name)}_score"] = float(baseline.compute(native))
+        if truth is None and gate_truth is None:
+            return  # maps cost more and have nothing to be compared with
+        gate_name, map_name = END_TO_END_BASELINES
+        for baseline in baselines.map_baselines():
+            blur_map = baseline.compute(native)
+            if truth is not None:
+                scores = self.masks[baseline.name].add(blur_map, truth, groups or {})
+                row.update({f"{baseline_key(baseline.name)}_{k}": v for k, v in scores.items()})
+            if gate_truth is not None and baseline.name == map_name and gate_name in self.calibration:
+                score = row[f"{baseline_key(gate_name)}_score"]
+                blurry = score >= self.calibration[gate_name]["threshold"]
+                gated = blur_map if blurry else np.zeros_like(blur_map)
+                self.end_to_end.add(gated, gate_truth)
+                if not gate_truth.any() and np.any(gated >= self.mask_threshold):
+                    self.sharp_flagged += 1
+
+    def map_reports(self) -> dict[str, dict[str, Any]]:
+        """{map baseline: mask metrics} for the maps that met a truth mask."""
+        return {name: groups.summary() for name, groups in self.masks.items() if groups.overall.count}
+
+
 def evaluate_dataset(
     data_dir: str,
     out_dir: str,
@@ -237,30 +311,36 @@ def evaluate_dataset(
     mask_threshold: float = DEFAULT_MASK_THRESHOLD,
     split: str = "test",
     calibration_split: str = "val",
+    calibration_data: str | None = None,
+    calibration: dict[str, dict[str, Any]] | None = None,
+    name: str | None = None,
     batch_size: int = 16,
     max_examples: int | None = None,
     make_plots: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Evaluate models and baselines on one split of a synthetic data set (module docstring)."""
+    """Evaluate models and baselines on one split of a synthetic data set (module docstring).
+
+    Baseline thresholds are ``calibration`` when given, else fitted on ``calibration_split``
+    of ``calibration_data`` (default: this data set). ``name`` labels the data set in the
+    report and headline (e.g. "cross-recipe").
+    """
     os.makedirs(out_dir, exist_ok=True)
     loaded, working_long_side = load_models(classifier, identifier, run_baselines)
 
-    calibration = None
-    if run_baselines:
-        log(f"calibrating the Laplacian-variance threshold on the {calibration_split} split")
-        calibration = calibrate_laplacian_threshold(data_dir, calibration_split)
+    if run_baselines and calibration is None:
+        calibration_data = calibration_data or data_dir
+        log(f"fitting baseline thresholds on the {calibration_split} split of {calibration_data}")
+        calibration = calibrate_baselines(calibration_data, calibration_split)
 
     total = _split_size(data_dir, split)
     if max_examples is not None:
         total = min(total or max_examples, max_examples)
     rows: list[dict[str, Any]] = []
     identifier_masks = _MaskGroups(mask_threshold)
-    baseline_masks = _MaskGroups(mask_threshold)
-    end_to_end = {
-        name: metrics.MaskMetrics(threshold=mask_threshold) for name in ("models", "baselines")
-    }
-    sharp_flagged = {"models": 0, "baselines": 0}
+    baseline_run = BaselineRun(calibration, mask_threshold)
+    end_to_end = {"models": metrics.MaskMetrics(threshold=mask_threshold)}
+    sharp_flagged = {"models": 0}
     start = time.monotonic()
     records = iterate_records(data_dir, split)
     if max_examples is not None:
@@ -320,22 +400,7 @@ def evaluate_dataset(
                     if not label and np.any(gated >= mask_threshold):
                         sharp_flagged["models"] += 1
             if run_baselines:
-                blur_score = baselines.laplacian_blur_score(native)
-                row["laplacian_score"] = blur_score
-                energy_map = baselines.laplacian_energy_map(native)
-                if label:
-                    mask_scores = baseline_masks.add(energy_map, truth, groups)
-                    row.update(
-                        {f"laplacian_energy_{key}": value for key, value in mask_scores.items()}
-                    )
-                gated = (
-                    energy_map
-                    if blur_score >= calibration["threshold"]
-                    else np.zeros_like(energy_map)
-                )
-                end_to_end["baselines"].add(gated, truth)
-                if not label and np.any(gated >= mask_threshold):
-                    sharp_flagged["baselines"] += 1
+                baseline_run.add(native, row, truth if label else None, groups, truth)
             rows.append(row)
         rate = len(rows) / max(time.monotonic() - start, 1e-9)
         log(f"evaluated {len(rows)}{f'/{total}' if total else ''} images ({rate:.1f} img/s)")
@@ -349,6 +414,7 @@ def evaluate_dataset(
             "n": len(rows),
             "positives": sum(row["label"] for row in rows),
             "negatives": sum(1 - row["label"] for row in rows),
+            **({"name": name} if name else {}),
         },
         "protocol": {
             "classifier_threshold": threshold,
@@ -396,11 +462,14 @@ def evaluate_dataset(
     if MODEL_IDENTIFIER in loaded:
         report[MODEL_IDENTIFIER] = identifier_masks.summary()
     if run_baselines:
-        report[BASELINE_CLASSIFIER] = {
-            **classifier_report("laplacian_score", calibration["threshold"]),
-            "threshold_calibration": calibration,
-        }
-        report[BASELINE_MAP] = baseline_masks.summary()
+        report["baselines"] = baseline_catalogue()
+        for baseline in baselines.image_level_baselines():
+            fitted = calibration[baseline.name]
+            report[baseline.name] = {
+                **classifier_report(f"{baseline_key(baseline.name)}_score", fitted["threshold"]),
+                "threshold_calibration": fitted,
+            }
+        report.update(baseline_run.map_reports())
     negatives = int(report["data"]["negatives"])
     e2e = {}
     if MODEL_CLASSIFIER in loaded and MODEL_IDENTIFIER in loaded:
@@ -413,9 +482,10 @@ def evaluate_dataset(
         }
     if run_baselines:
         e2e["baselines"] = {
-            **end_to_end["baselines"].summary(),
-            "sharp_images_with_nonempty_mask": sharp_flagged["baselines"],
-            "sharp_images_with_nonempty_mask_fraction": sharp_flagged["baselines"] / negatives
+            "pair": list(END_TO_END_BASELINES),
+            **baseline_run.end_to_end.summary(),
+            "sharp_images_with_nonempty_mask": baseline_run.sharp_flagged,
+            "sharp_images_with_nonempty_mask_fraction": baseline_run.sharp_flagged / negatives
             if negatives
             else None,
         }
@@ -429,26 +499,42 @@ def evaluate_dataset(
     write_csv(rows, os.path.join(out_dir, PREDICTIONS_FILE))
     if make_plots:
         report["plots"] = write_dataset_plots(
-            report, rows, out_dir, identifier_masks, baseline_masks
+            report, rows, out_dir, {MODEL_IDENTIFIER: identifier_masks, **baseline_run.masks}
         )
     write_json(report, os.path.join(out_dir, METRICS_FILE))
     log(headline(report))
     return report
 
 
+def baseline_catalogue() -> dict[str, dict[str, str]]:
+    """{name: {"kind", "description"}} of every baseline, for reports and tables."""
+    return {
+        baseline.name: {"kind": baseline.kind, "description": baseline.description}
+        for baseline in baselines.BASELINES.values()
+    }
+
+
 def headline(report: dict[str, Any]) -> str:
-    """A few lines with the main numbers of a data set evaluation."""
-    lines = [f"{report['data']['split']} split: {report['data']['n']} images"]
-    for name in (MODEL_CLASSIFIER, BASELINE_CLASSIFIER):
-        if name in report:
-            part = report[name]
+    """A few lines with the main numbers of a data set (or folder) evaluation."""
+    data = report["data"]
+    prefix = f"{data['name']}: " if data.get("name") else ""
+    if "split" in data:
+        lines = [f"{prefix}{data['split']} split of {data['path']}: {data['n']} images"]
+    else:
+        lines = [f"{prefix}{data['path']}: {data['files']} files"]
+    image_level = [b.name for b in baselines.image_level_baselines()]
+    for name in (MODEL_CLASSIFIER, *image_level):
+        part = report.get(name)
+        if part and part.get("roc_auc") is not None:
+            accuracy = part.get("accuracy")
+            at = f"(threshold {part['threshold']:.3g})" if "threshold" in part else ""
             lines.append(
-                f"  {name:20s} accuracy {part['accuracy']:.4f}  ROC AUC {part['roc_auc']:.4f}  "
-                f"(threshold {part['threshold']:.3g})"
+                f"  {name:20s} accuracy {'-' if accuracy is None else f'{accuracy:.4f}':6s}  "
+                f"ROC AUC {part['roc_auc']:.4f}  {at}".rstrip()
             )
-    for name in (MODEL_IDENTIFIER, BASELINE_MAP):
-        if name in report and report[name].get("n"):
-            part = report[name]
+    for name in (MODEL_IDENTIFIER, *(b.name for b in baselines.map_baselines())):
+        part = report.get(name)
+        if part and part.get("n"):
             lines.append(
                 f"  {name:20s} max-F-beta {part['max_f_beta']:.4f}  IoU@0.5 {part['iou']:.4f}  "
                 f"MAE {part['mae']:.4f}"
@@ -460,10 +546,12 @@ def write_dataset_plots(
     report: dict[str, Any],
     rows: list[dict[str, Any]],
     out_dir: str,
-    identifier_masks: _MaskGroups,
-    baseline_masks: _MaskGroups,
+    mask_groups: dict[str, _MaskGroups],
 ) -> list[str]:
-    """ROC, confusion matrices, accuracy per kind and strength, mask PR curves, per-kind bars."""
+    """ROC, confusion matrices, accuracy per kind and strength, mask PR curves, per-kind bars.
+
+    ``mask_groups``: the mask accumulators of the identifier and of each map baseline.
+    """
     from sbdn_pipeline.training import plots
 
     written = []
@@ -472,7 +560,10 @@ def write_dataset_plots(
         (name, key)
         for name, key in (
             (MODEL_CLASSIFIER, "classifier_score"),
-            (BASELINE_CLASSIFIER, "laplacian_score"),
+            *(
+                (b.name, f"{baseline_key(b.name)}_score")
+                for b in baselines.image_level_baselines()
+            ),
         )
         if name in report
     ]
@@ -507,10 +598,7 @@ def write_dataset_plots(
             )
     mask_series = {
         name: accumulator
-        for name, accumulator in (
-            (MODEL_IDENTIFIER, identifier_masks),
-            (BASELINE_MAP, baseline_masks),
-        )
+        for name, accumulator in mask_groups.items()
         if name in report and accumulator.overall.count
     }
     if mask_series:
@@ -564,22 +652,33 @@ def evaluate_folder(
     run_baselines: bool = True,
     threshold: float = DEFAULT_BLUR_THRESHOLD,
     mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    masks_dir: str | None = None,
+    calibration: dict[str, dict[str, Any]] | None = None,
     batch_size: int = 16,
     max_examples: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Score every image of a folder, glob or manifest (no masks needed); module docstring."""
+    """Score every image of a folder, glob or manifest; module docstring.
+
+    ``masks_dir`` holds optional truth masks (``<image stem>.png``, white = blurred) for
+    mask metrics; ``calibration`` (from :func:`calibrate_baselines`) gives the image-level
+    baselines a decision threshold, without it they get ROC AUC and in-sample accuracy only.
+    """
     from apache_beam.io.filesystems import FileSystems
 
     from sbdn_pipeline import images, inputs
 
     os.makedirs(out_dir, exist_ok=True)
     inputs.check_input(input_spec, exclude=out_dir)
+    uris = list(inputs.expand_input(input_spec, exclude=out_dir))
+    mask_files = match_masks(masks_dir, uris) if masks_dir else {}
     loaded, working_long_side = load_models(classifier, identifier, run_baselines)
 
-    uris = list(inputs.expand_input(input_spec, exclude=out_dir))
     if max_examples is not None:
         uris = uris[:max_examples]
+    truths: dict[str, np.ndarray] = {}
+    identifier_masks = _MaskGroups(mask_threshold)
+    baseline_run = BaselineRun(calibration, mask_threshold)
     rows: list[dict[str, Any]] = []
     start = time.monotonic()
     for batch in _batched(uris, batch_size):
@@ -596,9 +695,11 @@ def evaluate_folder(
                 rows.append(row)
                 continue
             row.update({"height": native.shape[0], "width": native.shape[1]})
+            if uri in mask_files:
+                row["mask"] = mask_files[uri]
+                truths[uri] = read_mask(mask_files[uri], *native.shape[:2])
             if run_baselines:
-                row["laplacian_variance"] = baselines.laplacian_variance(native)
-                row["laplacian_score"] = baselines.laplacian_blur_score(native)
+                baseline_run.add(native, row, truths.get(uri), _folder_groups(row))
             decoded.append((row, view))
             rows.append(row)
         if decoded and MODEL_CLASSIFIER in loaded:
@@ -613,6 +714,9 @@ def evaluate_folder(
             masks = predict_masks(model, info.input_size, [view for _, view in decoded], shapes)
             for (row, _), mask in zip(decoded, masks):
                 row["blur_area_fraction"] = float(np.mean(mask >= mask_threshold))
+                if row["uri"] in truths:
+                    scores = identifier_masks.add(mask, truths[row["uri"]], _folder_groups(row))
+                    row.update({f"identifier_{key}": value for key, value in scores.items()})
         log(
             f"scored {len(rows)}/{len(uris)} files "
             f"({len(rows) / max(time.monotonic() - start, 1e-9):.1f} img/s)"
@@ -631,27 +735,126 @@ def evaluate_folder(
         "classifier_threshold": threshold,
         "mask_threshold": mask_threshold,
     }
-    labelled = [row for row in rows if row["label"] is not None and "error" not in row]
-    label_values = {row["label"] for row in labelled}
-    if label_values == {0, 1}:
-        labels = [row["label"] for row in labelled]
-        if MODEL_CLASSIFIER in loaded:
-            report[MODEL_CLASSIFIER] = metrics.classifier_summary(
-                labels, [row["blur_probability"] for row in labelled], threshold
-            )
-        if run_baselines:
-            laplacian_scores = [row["laplacian_score"] for row in labelled]
-            report[BASELINE_CLASSIFIER] = {
-                "n": len(labelled),
-                "roc_auc": metrics.roc_auc(labels, laplacian_scores),
-                "note": "no validation split to choose a threshold from: ROC AUC only",
-            }
-        report["labels"] = "from folder names (sharp / blurry or blurred)"
+    report.update(folder_classifier_reports(rows, threshold, calibration))
+    if run_baselines:
+        report["baselines"] = baseline_catalogue()
+    if masks_dir:
+        report["masks"] = {
+            "dir": masks_dir,
+            "images_with_masks": len(truths),
+            "metrics_on": "every decoded image that has a mask (blurred or not)",
+        }
+        if identifier_masks.overall.count:
+            report[MODEL_IDENTIFIER] = identifier_masks.summary()
+        report.update(baseline_run.map_reports())
     write_csv(rows, os.path.join(out_dir, SCORES_CSV))
     write_json({"report": report, "files": rows}, os.path.join(out_dir, SCORES_JSON))
     write_json(report, os.path.join(out_dir, METRICS_FILE))
+    log(headline(report))
     log(f"wrote {os.path.join(out_dir, SCORES_CSV)}")
     return report
+
+
+def _folder_groups(row: dict[str, Any]) -> dict[str, str]:
+    """Mask-metric groups of a folder image: its folder label."""
+    return {"label": {0: "sharp", 1: "blurry", None: "unlabelled"}[row["label"]]}
+
+
+def folder_classifier_reports(
+    rows: list[dict[str, Any]],
+    threshold: float,
+    calibration: dict[str, dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """Image-level metrics of the classifier and baselines on the labelled images.
+
+    Every scorer also gets its best accuracy over all thresholds *on these images* (an upper
+    bound, labelled as such); baselines get a real accuracy only from a calibration split.
+    """
+    labelled = [row for row in rows if row["label"] is not None and "error" not in row]
+    labels = [row["label"] for row in labelled]
+    if set(labels) != {0, 1}:
+        return {}
+    scorers = [(MODEL_CLASSIFIER, "blur_probability", threshold)]
+    for baseline in baselines.image_level_baselines():
+        fitted = (calibration or {}).get(baseline.name)
+        key = f"{baseline_key(baseline.name)}_score"
+        scorers.append((baseline.name, key, fitted["threshold"] if fitted else None))
+    result: dict[str, Any] = {"labels": "from folder names (sharp / blurry or blurred)"}
+    for name, key, decision_threshold in scorers:
+        if key not in labelled[0]:
+            continue
+        scores = [row[key] for row in labelled]
+        best = metrics.best_accuracy_threshold(labels, scores)
+        part: dict[str, Any] = {"n": len(labels), "roc_auc": metrics.roc_auc(labels, scores)}
+        if decision_threshold is not None:
+            part.update(metrics.classifier_summary(labels, scores, decision_threshold))
+        elif name != MODEL_CLASSIFIER:
+            part["note"] = "no calibration split (--calibration-data): ROC AUC only"
+        if calibration and name in calibration:
+            part["threshold_calibration"] = calibration[name]
+        part["best_accuracy_in_sample"] = metrics.accuracy(labels, scores, best)
+        part["best_threshold_in_sample"] = best
+        result[name] = part
+    return result
+
+
+def match_masks(masks_dir: str, uris: list[str]) -> dict[str, str]:
+    """Pair each ``DIR/<stem>.png`` with the image ``<stem>.*``; fail on any loose end.
+
+    Returns:
+        {image URI: mask path}.
+
+    Raises:
+        ValueError: one line naming the mask that has no image, more than one image, is not
+            a PNG, or cannot be read.
+    """
+    from PIL import Image
+
+    if not os.path.isdir(masks_dir):
+        raise ValueError(f"--masks {masks_dir}: not a folder")
+    by_stem: dict[str, list[str]] = {}
+    for uri in uris:
+        by_stem.setdefault(os.path.splitext(os.path.basename(uri))[0], []).append(uri)
+    found = {}
+    for entry in sorted(os.listdir(masks_dir)):
+        path = os.path.join(masks_dir, entry)
+        if entry.startswith(".") or os.path.isdir(path):
+            continue
+        stem, extension = os.path.splitext(entry)
+        if extension.lower() != ".png":
+            raise ValueError(f"mask {path}: masks must be PNG files named <image stem>.png")
+        matches = by_stem.get(stem, [])
+        if not matches:
+            raise ValueError(f"mask {path} matches no image (no input file named {stem}.*)")
+        if len(matches) > 1:
+            raise ValueError(
+                f"mask {path} matches {len(matches)} images ({', '.join(matches[:3])}); "
+                "masks are matched by file name, so those images need distinct names"
+            )
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as exc:  # PIL raises many types for broken files
+            raise ValueError(f"mask {path} is not a readable PNG ({exc})") from exc
+        found[matches[0]] = path
+    if not found:
+        raise ValueError(f"--masks {masks_dir}: no PNG masks in the folder")
+    return found
+
+
+def read_mask(path: str, height: int, width: int) -> np.ndarray:
+    """A truth mask as float32 (height, width) in [0, 1] (white = blurred), resized if needed."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+                grey = np.asarray(image, dtype="float32") / 65535.0
+            else:
+                grey = np.asarray(image.convert("L"), dtype="float32") / 255.0
+    except Exception as exc:  # PIL raises many types for broken files
+        raise ValueError(f"mask {path} is not a readable PNG ({exc})") from exc
+    return np.clip(_resize_mask(grey, height, width), 0.0, 1.0)
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -668,6 +871,9 @@ def evaluate(
     mask_threshold: float = DEFAULT_MASK_THRESHOLD,
     split: str = "test",
     calibration_split: str = "val",
+    calibration_data: str | None = None,
+    cross_recipe: str | None = None,
+    masks: str | None = None,
     batch_size: int = 16,
     max_examples: int | None = None,
     make_plots: bool = True,
@@ -681,11 +887,17 @@ def evaluate(
         out_dir: where ``metrics.json``, the per-image CSV and the plots go.
         classifier: ``.keras`` classifier to evaluate, or None.
         identifier: ``.keras`` identifier to evaluate, or None.
-        baselines: also evaluate the Laplacian baselines.
+        baselines: also evaluate the classic baselines (:data:`baselines.BASELINES`).
         threshold: the classifier's decision threshold (the shipped one by default).
         mask_threshold: a mask pixel is blurred when its confidence is >= this.
         split: data set split to evaluate.
-        calibration_split: split on which the Laplacian-variance threshold is chosen.
+        calibration_split: split on which the image-level baselines' thresholds are fitted.
+        calibration_data: data set whose ``calibration_split`` is used for that (default:
+            ``data`` when it is a data set; a folder gets no baseline thresholds without it).
+        cross_recipe: a second data set (another generator recipe): its same-named split is
+            evaluated too, with the same models and baseline thresholds; ``out_dir`` then gets
+            ``own/`` and ``cross-recipe/`` and a ``metrics.json`` with both.
+        masks: folder mode only: folder of truth masks named ``<image stem>.png``.
         batch_size: images per model call.
         max_examples: evaluate only the first N images (quick looks).
         make_plots: write the PNG figures (data sets only).
@@ -693,26 +905,11 @@ def evaluate(
 
     Returns:
         The report written to ``out_dir/metrics.json``.
+
+    Raises:
+        ValueError: on options that do not fit the input (one line).
     """
-    if is_dataset(data):
-        return evaluate_dataset(
-            data,
-            out_dir,
-            classifier=classifier,
-            identifier=identifier,
-            run_baselines=baselines,
-            threshold=threshold,
-            mask_threshold=mask_threshold,
-            split=split,
-            calibration_split=calibration_split,
-            batch_size=batch_size,
-            max_examples=max_examples,
-            make_plots=make_plots,
-            log=log,
-        )
-    return evaluate_folder(
-        data,
-        out_dir,
+    options = dict(
         classifier=classifier,
         identifier=identifier,
         run_baselines=baselines,
@@ -722,6 +919,96 @@ def evaluate(
         max_examples=max_examples,
         log=log,
     )
+    if is_dataset(data):
+        if masks:
+            raise ValueError("--masks is for a folder of images; a data set has its own masks")
+        data_options = dict(
+            split=split,
+            calibration_split=calibration_split,
+            calibration_data=calibration_data,
+            make_plots=make_plots,
+            **options,
+        )
+        if cross_recipe:
+            return evaluate_cross_recipe(data, cross_recipe, out_dir, **data_options)
+        return evaluate_dataset(data, out_dir, **data_options)
+    if cross_recipe:
+        raise ValueError(f"--cross-recipe needs --data to be a data set; {data} is not one")
+    calibration = None
+    if baselines and calibration_data:
+        check_dataset_split(calibration_data, calibration_split, "--calibration-data")
+        log(f"fitting baseline thresholds on the {calibration_split} split of {calibration_data}")
+        calibration = calibrate_baselines(calibration_data, calibration_split)
+    return evaluate_folder(data, out_dir, masks_dir=masks, calibration=calibration, **options)
+
+
+def check_dataset_split(path: str, split: str, what: str) -> None:
+    """Fail early, in one line, when ``path`` is not a data set or lacks ``split``."""
+    import tensorflow as tf
+
+    if not is_dataset(path):
+        raise ValueError(f"{what} {path}: not a data set written by `sbdn make-dataset`")
+    if not tf.io.gfile.glob(features.shard_pattern(path, split)):
+        raise ValueError(f"{what} {path}: the data set has no {split} split")
+
+
+def evaluate_cross_recipe(
+    data_dir: str,
+    cross_dir: str,
+    out_dir: str,
+    *,
+    split: str = "test",
+    calibration_split: str = "val",
+    calibration_data: str | None = None,
+    run_baselines: bool = True,
+    log: Callable[[str], None] = print,
+    **options: Any,
+) -> dict[str, Any]:
+    """Evaluate the same models and baselines on ``split`` of our own data set and of a
+    cross-recipe one (blur made with generator settings training never saw).
+
+    Baseline thresholds are fitted once, on ``calibration_split`` of ``calibration_data``
+    (default: our own data set), exactly as the models only ever saw our own recipe.
+    Writes ``out_dir/own/``, ``out_dir/cross-recipe/`` (each a full evaluation) and
+    ``out_dir/metrics.json`` = {"datasets": {"own": ..., "cross-recipe": ...}}.
+    """
+    if os.path.realpath(data_dir) == os.path.realpath(cross_dir):
+        raise ValueError("--cross-recipe names the same data set as --data")
+    calibration_data = calibration_data or data_dir
+    check_dataset_split(data_dir, split, "--data")
+    check_dataset_split(cross_dir, split, "--cross-recipe")
+    calibration = None
+    if run_baselines:
+        check_dataset_split(calibration_data, calibration_split, "calibration data")
+        log(f"fitting baseline thresholds on the {calibration_split} split of {calibration_data}")
+        calibration = calibrate_baselines(calibration_data, calibration_split)
+    os.makedirs(out_dir, exist_ok=True)
+    reports = {}
+    for name, path in ((OWN_DATA, data_dir), (CROSS_RECIPE_DATA, cross_dir)):
+        log(f"--- {name}: the {split} split of {path}")
+        reports[name] = evaluate_dataset(
+            path,
+            os.path.join(out_dir, name),
+            split=split,
+            run_baselines=run_baselines,
+            calibration=calibration,
+            name=name,
+            log=log,
+            **options,
+        )
+    combined = {
+        "datasets": reports,
+        "folders": {name: name for name in reports},
+        "baseline_threshold_calibration": {
+            "data": calibration_data,
+            "split": calibration_split,
+        }
+        if run_baselines
+        else None,
+    }
+    write_json(combined, os.path.join(out_dir, METRICS_FILE))
+    log("\n".join(headline(report) for report in reports.values()))
+    return combined
 
 
 def write_json(document: Any, path: str) -> None:
