@@ -30,12 +30,28 @@ EPILOG_EVALUATE = """\b
 Examples:
   sbdn evaluate --data DATA --classifier runs/classifier/model.keras \\
       --identifier runs/identifier/model.keras --out eval/default
-  sbdn evaluate --data photos/ --classifier models/classifier.keras --out eval/photos
+  sbdn evaluate --data DATA --cross-recipe DATA_X --split val \\
+      --classifier C.keras --identifier I.keras --out eval/select      # choose models
+  sbdn evaluate --data photos/ --masks photo-masks/ --calibration-data DATA \\
+      --classifier models/classifier.keras --identifier models/identifier.keras --out eval/real
 
 \b
-DATA is a data set from `sbdn make-dataset` (its test split is evaluated; the Laplacian
-baseline threshold is chosen on its val split) or a folder/glob/manifest of images (scores
-per file; folders named sharp/ and blurry/ are used as labels).
+DATA is a data set from `sbdn make-dataset` (its test split is evaluated) or a
+folder/glob/manifest of images (scores per file; folders named sharp/ and blurry/ or
+blurred/ are used as labels; --masks adds mask metrics).
+
+\b
+Classic baselines run in the same pass on the same images, at native resolution:
+image level  blur-effect (skimage blur_effect), laplacian-variance, lbp-mean;
+maps         laplacian-energy, lbp-map (Yi & Eramian 2016), all-blurred (reference).
+Image-level baselines get the threshold with the best accuracy on the val split of DATA
+(or of --calibration-data); maps are scored like the identifier.
+
+\b
+--cross-recipe DATA_X: a data set made with another `sbdn make-dataset` preset from the
+same photos; its split of the same name is evaluated with the same models and baseline
+thresholds. OUT gets own/ and cross-recipe/ (each a full evaluation) and a metrics.json
+with both ("datasets": {"own": ..., "cross-recipe": ...}). Select models on --split val.
 """
 
 
@@ -238,10 +254,33 @@ def train_command(
     show_default=True,
 )
 @click.option(
+    "--cross-recipe",
+    "cross_recipe",
+    default=None,
+    metavar="DATA_X",
+    help="Second data set (another generator recipe): also evaluate its split of the same "
+    "name, with the same models and baseline thresholds.",
+)
+@click.option(
+    "--masks",
+    "masks",
+    default=None,
+    metavar="DIR",
+    help="Folder mode: truth masks DIR/<image stem>.png (8-bit grey or binary PNG, white = "
+    "blurred; resized to the image) for mask metrics on those images.",
+)
+@click.option(
+    "--calibration-data",
+    default=None,
+    metavar="DATA",
+    help="Data set whose val split fits the image-level baselines' thresholds [default: "
+    "--data if it is a data set; a folder otherwise gets baseline ROC AUC only].",
+)
+@click.option(
     "--baselines/--no-baselines",
     default=True,
     show_default=True,
-    help="Also run the Laplacian baselines.",
+    help="Also run the classic baselines (blur effect, Laplacian, LBP; see below).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option(
@@ -259,12 +298,16 @@ def evaluate_command(
     split: str,
     threshold: float,
     mask_threshold: float,
+    cross_recipe: str | None,
+    masks: str | None,
+    calibration_data: str | None,
     baselines: bool,
     batch_size: int,
     max_examples: int | None,
     plots: bool,
 ) -> None:
-    """Measure models (and Laplacian baselines) on a data set split or a folder of images."""
+    """Measure models and classic baselines on a data set split (and a cross-recipe one) or a
+    folder of images (with optional masks)."""
     from sbdn_pipeline.inference import ModelFileError
     from sbdn_pipeline.inputs import InputError
     from sbdn_pipeline.training import evaluate as evaluation
@@ -281,6 +324,9 @@ def evaluate_command(
             threshold=threshold,
             mask_threshold=mask_threshold,
             split=split,
+            cross_recipe=cross_recipe,
+            masks=masks,
+            calibration_data=calibration_data,
             batch_size=batch_size,
             max_examples=max_examples,
             make_plots=plots,

@@ -150,3 +150,49 @@ def test_evaluate_reports_a_missing_model_as_a_clean_error(tmp_path):
         ],
     )
     assert result.exit_code == 1 and "model file not found" in result.output
+
+
+def test_evaluate_help_names_every_baseline_and_the_new_options():
+    from sbdn_pipeline.training import baselines
+
+    result = CliRunner().invoke(model_cli.evaluate_command, ["--help"])
+    assert result.exit_code == 0
+    for name in baselines.BASELINES:
+        assert name in result.output
+    for option in ("--cross-recipe", "--masks", "--calibration-data", "--no-baselines"):
+        assert option in result.output
+
+
+def test_evaluate_cross_recipe_from_the_command_line(tmp_path):
+    blur_samples.write_dataset(str(tmp_path / "own"), {"val": 4, "test": 4})
+    blur_samples.write_dataset(str(tmp_path / "x"), {"val": 2, "test": 4}, seed=5)
+    result = CliRunner().invoke(
+        model_cli.evaluate_command,
+        [
+            "--data", str(tmp_path / "own"), "--cross-recipe", str(tmp_path / "x"),
+            "--out", str(tmp_path / "eval"), "--no-plots",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(report["datasets"]) == {"own", "cross-recipe"}
+    assert "blur-effect" in report["datasets"]["cross-recipe"]
+    assert "cross-recipe: test split" in result.output
+
+
+def test_evaluate_reports_a_stray_mask_as_a_clean_error(tmp_path):
+    from PIL import Image
+
+    import numpy as np
+
+    (tmp_path / "photos" / "sharp").mkdir(parents=True)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), "uint8")).save(tmp_path / "photos" / "sharp" / "a.png")
+    Image.fromarray(np.zeros((32, 32), "uint8")).save(tmp_path / "masks" / "b.png")
+    result = CliRunner().invoke(
+        model_cli.evaluate_command,
+        ["--data", str(tmp_path / "photos"), "--masks", str(tmp_path / "masks"),
+         "--out", str(tmp_path / "eval")],
+    )
+    assert result.exit_code == 1
+    assert "b.png matches no image" in result.output and "Traceback" not in result.output
