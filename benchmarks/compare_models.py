@@ -1,16 +1,21 @@
 """Side-by-side tables of several `sbdn evaluate` runs on the same split (issue 4's table).
 
 Each ``--eval LABEL=DIR`` names one evaluation folder (its ``metrics.json``). The classifier
-and identifier of every run become one row each; the Laplacian baselines are taken from the
-first run that has them (they do not depend on the models). Optionally, ``--speed FILE`` adds
-raw model speed from ``benchmarks/model_speed.py --json FILE`` by architecture name.
+and identifier of every run become one row each; every classic baseline of the registry
+(``sbdn_pipeline.training.baselines``: blur effect, Laplacian variance, LBP mean; Laplacian
+energy, LBP map, all-blurred) gets a row too, taken from the first run that has it (they do
+not depend on the models). An evaluation with a cross-recipe split (``sbdn evaluate
+--cross-recipe``) gives one set of tables per data set ("own", "cross-recipe"). Optionally,
+``--speed FILE`` adds raw model speed from ``benchmarks/model_speed.py --json FILE`` by
+architecture name.
 
 Usage:
     python -m benchmarks.compare_models --eval shipped=eval/shipped \\
         --eval originals=eval/originals [--speed benchmarks/results/model-speed.json] \\
         [--markdown table.md]
 
-All runs must have evaluated the same data and split; the command stops if they did not.
+All runs must have evaluated the same data and split (per data set); the command stops if
+they did not.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sbdn_pipeline.architectures import ARCHITECTURES
+from sbdn_pipeline.training import baselines
 
 BLUR_KINDS = ("defocus", "gaussian", "mixture", "motion", "shake")
 # metrics.json records the class name; tables and model_speed.py use the registry name.
@@ -38,10 +44,25 @@ def load_evaluation(directory: str) -> dict[str, Any]:
         raise SystemExit(f"{path} not found: is {directory} an `sbdn evaluate --out` folder?")
 
 
+def by_data_set(evaluations: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{data set name: {label: metrics}}: a cross-recipe evaluation has two data sets; a
+    plain one is its own data set, named by ``data.name`` ("own" when it has none)."""
+    sections: dict[str, dict[str, dict[str, Any]]] = {}
+    for label, metrics in evaluations.items():
+        parts = metrics.get("datasets") or {metrics["data"].get("name") or "own": metrics}
+        for name, part in parts.items():
+            sections.setdefault(name, {})[label] = part
+    return sections
+
+
 def check_same_data(evaluations: dict[str, dict[str, Any]]) -> None:
     """Refuse to put runs on different data or splits in one table."""
     seen = {
-        label: (m["data"].get("path"), m["data"].get("split"), m["data"].get("n"))
+        label: (
+            m["data"].get("path"),
+            m["data"].get("split"),
+            m["data"].get("n", m["data"].get("files")),
+        )
         for label, m in evaluations.items()
     }
     if len(set(seen.values())) > 1:
@@ -73,15 +94,13 @@ def _identifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
     )
 
 
-def _rows(
+def _model_rows(
     evaluations: dict[str, dict[str, Any]],
     speeds: dict[str, float],
     role: str,
-    baseline: tuple[str, str],
     make_row: Callable[[str, dict[str, Any], str], list[str]],
 ) -> list[list[str]]:
-    """One row per evaluated model of ``role``, then the baseline (metrics key, row name),
-    taken from the first run that has it (baselines do not depend on the models)."""
+    """One row per evaluated model of ``role``."""
     rows = []
     for label, metrics in evaluations.items():
         result = metrics.get(role)
@@ -91,27 +110,45 @@ def _rows(
         arch = ARCHITECTURE_NAMES.get(architecture, architecture or "?")
         speed = speeds.get(arch)
         rows.append(make_row(f"{label}: `{arch}`", result, "" if speed is None else f"{speed:.1f}"))
-    baseline_key, baseline_name = baseline
-    found = next((m[baseline_key] for m in evaluations.values() if baseline_key in m), None)
-    if found:
-        rows.append(make_row(baseline_name, found, ""))
+    return rows
+
+
+def _baseline_rows(
+    evaluations: dict[str, dict[str, Any]],
+    registered: list[baselines.Baseline],
+    make_row: Callable[[str, dict[str, Any], str], list[str]],
+) -> list[list[str]]:
+    """One row per registered baseline, from the first run that has it (baselines do not
+    depend on the models)."""
+    rows = []
+    for baseline in registered:
+        found = next((m[baseline.name] for m in evaluations.values() if m.get(baseline.name)), None)
+        if not found:
+            continue
+        name = f"baseline `{baseline.name}`"
+        calibration = found.get("threshold_calibration")
+        if calibration:
+            name += f" (threshold fit on {calibration.get('split', 'val')})"
+        rows.append(make_row(name, found, ""))
     return rows
 
 
 def classifier_rows(
     evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
 ) -> list[list[str]]:
-    """One row per evaluated classifier, then the Laplacian-variance baseline."""
-    baseline = ("laplacian-variance", "Laplacian variance (threshold fit on val)")
-    return _rows(evaluations, speeds, "classifier", baseline, _classifier_row)
+    """One row per evaluated classifier, then one per image-level baseline."""
+    return _model_rows(evaluations, speeds, "classifier", _classifier_row) + _baseline_rows(
+        evaluations, baselines.image_level_baselines(), _classifier_row
+    )
 
 
 def identifier_rows(
     evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
 ) -> list[list[str]]:
-    """One row per evaluated identifier (blurred images), then the Laplacian-energy map."""
-    baseline = ("laplacian-energy", "local Laplacian energy")
-    return _rows(evaluations, speeds, "identifier", baseline, _identifier_row)
+    """One row per evaluated identifier, then one per blur-map baseline."""
+    return _model_rows(evaluations, speeds, "identifier", _identifier_row) + _baseline_rows(
+        evaluations, baselines.map_baselines(), _identifier_row
+    )
 
 
 def markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
@@ -120,36 +157,63 @@ def markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def comparison_markdown(
-    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float] | None = None
-) -> str:
-    """Both tables as markdown, with the data they were measured on."""
-    speeds = speeds or {}
-    first = next(iter(evaluations.values()))
-    data = first["data"]
+def _data_line(data: dict[str, Any]) -> str:
+    if "split" not in data:  # folder mode
+        return f"Folder `{data.get('path')}`: {data.get('files')} files."
+    return (
+        f"Split `{data.get('split')}` of `{data.get('path')}`: {data.get('n')} images "
+        f"({data.get('positives')} blurred)."
+    )
+
+
+def data_set_markdown(
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
+) -> list[str]:
+    """The tables of one data set (every evaluation must cover the same data)."""
+    check_same_data(evaluations)
+    data = next(iter(evaluations.values()))["data"]
     kinds = [f"acc {kind}" for kind in BLUR_KINDS]
     classifier_header = ["classifier", "accuracy", "ROC AUC", "precision", "recall", *kinds]
     classifier_header += ["acc sharp", "img/s"]
     identifier_header = ["identifier (blurred images)", "max-F-beta", "F-beta@0.5", "IoU@0.5"]
     identifier_header += ["MAE", *[f"IoU {kind}" for kind in BLUR_KINDS], "img/s"]
     parts = [
-        f"Split `{data.get('split')}` of `{data.get('path')}`: {data.get('n')} images "
-        f"({data.get('positives')} blurred). img/s: raw model speed (model_speed.py).",
+        f"{_data_line(data)} img/s: raw model speed (model_speed.py).",
         "",
         markdown_table(classifier_header, classifier_rows(evaluations, speeds)),
         "",
         markdown_table(identifier_header, identifier_rows(evaluations, speeds)),
     ]
     end_to_end = [
-        [label, _fmt(m["end_to_end"]["models"].get("max_f_beta")),
-         _fmt(m["end_to_end"]["models"].get("iou")), _fmt(m["end_to_end"]["models"].get("mae"))]
+        [label, *(_fmt(m["end_to_end"]["models"].get(key)) for key in ("max_f_beta", "iou", "mae"))]
         for label, m in evaluations.items()
         if m.get("end_to_end", {}).get("models")
     ]
+    pair = next(
+        (m["end_to_end"]["baselines"] for m in evaluations.values()
+         if m.get("end_to_end", {}).get("baselines")),
+        None,
+    )
+    if pair and end_to_end:
+        name = "baselines: " + " + ".join(pair.get("pair", ["laplacian-variance", "laplacian-energy"]))
+        end_to_end.append([name, *(_fmt(pair.get(key)) for key in ("max_f_beta", "iou", "mae"))])
     if end_to_end:
         header = ["end to end (classifier gate + identifier, all images)", "max-F-beta", "IoU@0.5"]
         parts += ["", markdown_table([*header, "MAE"], end_to_end)]
-    return "\n".join(parts) + "\n"
+    return parts
+
+
+def comparison_markdown(
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float] | None = None
+) -> str:
+    """The tables as markdown, per data set (own, cross-recipe), with the data they cover."""
+    sections = by_data_set(evaluations)
+    parts: list[str] = []
+    for name, section in sections.items():
+        if len(sections) > 1:
+            parts += [f"### {name}", ""]
+        parts += data_set_markdown(section, speeds or {}) + [""]
+    return "\n".join(parts).rstrip("\n") + "\n"
 
 
 def load_speeds(path: str | None) -> dict[str, float]:
@@ -174,7 +238,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not separator or not label or not directory:
             parser.error(f"--eval wants LABEL=DIR, got {item!r}")
         evaluations[label] = load_evaluation(directory)
-    check_same_data(evaluations)
     text = comparison_markdown(evaluations, load_speeds(args.speed))
     print(text)
     if args.markdown:

@@ -53,8 +53,8 @@ def test_table_has_one_row_per_model_plus_baselines_with_speeds(tmp_path, capsys
     assert resnet_row.endswith("| 10.0 |")
     unet_row = next(line for line in lines if line.startswith("| shipped: `highpass-unet`"))
     assert "| 0.900 | 0.800 | 0.800 | 0.100 |" in unet_row and "| 0.40 |" in unet_row
-    assert sum(line.startswith("| Laplacian variance") for line in lines) == 1
-    assert sum(line.startswith("| local Laplacian energy") for line in lines) == 1
+    assert sum(line.startswith("| baseline `laplacian-variance`") for line in lines) == 1
+    assert sum(line.startswith("| baseline `laplacian-energy`") for line in lines) == 1
     assert "| original | 0.700 | 0.600 | 0.200 |" in lines
 
 
@@ -68,3 +68,39 @@ def test_evaluations_of_different_data_are_refused(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="sbdn evaluate --out"):
         compare_models.main(["--eval", f"a={tmp_path / 'nothing'}"])
+
+
+def test_every_baseline_and_each_data_set_of_a_cross_recipe_run_get_rows(tmp_path):
+    own = _metrics("HighPassEvidenceClassifier", "HighPassUNet", 0.875, 0.8)
+    own["blur-effect"] = {"accuracy": 0.6, "roc_auc": 0.7,
+                          "threshold_calibration": {"split": "val", "threshold": 0.3}}
+    own["lbp-map"] = {"max_f_beta": 0.45, "iou": 0.35, "mae": 0.4,
+                      "per_blur_kind": {"motion": {"iou": 0.25}}}
+    own["end_to_end"]["baselines"] = {"pair": ["laplacian-variance", "laplacian-energy"],
+                                      "max_f_beta": 0.3, "iou": 0.2, "mae": 0.6}
+    cross = _metrics("HighPassEvidenceClassifier", "HighPassUNet", 0.625, 0.5, path="data-x")
+    combined = _write(tmp_path, "c", {"datasets": {"own": own, "cross-recipe": cross}})
+    # A plain evaluation of our own split sits beside the combined run's "own" tables.
+    plain = _write(tmp_path, "p", _metrics("ResNet50Classifier", "HighPassUNet", 0.5, 0.2))
+
+    text = compare_models.comparison_markdown(
+        {"new": compare_models.load_evaluation(combined),
+         "old": compare_models.load_evaluation(plain)}
+    )
+
+    own_part, cross_part = text.split("### cross-recipe")
+    assert own_part.startswith("### own") and "`data-x`" in cross_part
+    assert "| old: `resnet50` | 0.500 |" in own_part and "old:" not in cross_part
+    assert "| baseline `blur-effect` (threshold fit on val) | 0.600 | 0.700 |" in own_part
+    assert "| baseline `lbp-map` | 0.450 |" in own_part and "| 0.25 |" in own_part
+    assert "| baselines: laplacian-variance + laplacian-energy | 0.300 | 0.200 | 0.600 |" in own_part
+    assert "| new: `highpass-evidence-classifier` | 0.625 |" in cross_part
+
+
+def test_a_combined_run_on_other_data_is_refused(tmp_path):
+    combined = _metrics("ResNet50Classifier", "HighPassUNet", 0.5, 0.5)
+    other = _metrics("ResNet50Classifier", "HighPassUNet", 0.5, 0.5, path="elsewhere")
+    first = _write(tmp_path, "a", {"datasets": {"own": combined}})
+    second = _write(tmp_path, "b", other)
+    with pytest.raises(SystemExit, match="different data"):
+        compare_models.main(["--eval", f"a={first}", "--eval", f"b={second}"])
