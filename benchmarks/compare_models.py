@@ -195,7 +195,8 @@ def data_set_markdown(
         None,
     )
     if pair and end_to_end:
-        name = "baselines: " + " + ".join(pair.get("pair", ["laplacian-variance", "laplacian-energy"]))
+        names = pair.get("pair", ["laplacian-variance", "laplacian-energy"])
+        name = "baselines: " + " + ".join(names)
         end_to_end.append([name, *(_fmt(pair.get(key)) for key in ("max_f_beta", "iou", "mae"))])
     if end_to_end:
         header = ["end to end (classifier gate + identifier, all images)", "max-F-beta", "IoU@0.5"]

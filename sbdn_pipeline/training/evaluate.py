@@ -287,7 +287,8 @@ class BaselineRun:
             if truth is not None:
                 scores = self.masks[baseline.name].add(blur_map, truth, groups or {})
                 row.update({f"{baseline_key(baseline.name)}_{k}": v for k, v in scores.items()})
-            if gate_truth is not None and baseline.name == map_name and gate_name in self.calibration:
+            gated_here = baseline.name == map_name and gate_name in self.calibration
+            if gate_truth is not None and gated_here:
                 score = row[f"{baseline_key(gate_name)}_score"]
                 blurry = score >= self.calibration[gate_name]["threshold"]
                 gated = blur_map if blurry else np.zeros_like(blur_map)
@@ -297,7 +298,9 @@ class BaselineRun:
 
     def map_reports(self) -> dict[str, dict[str, Any]]:
         """{map baseline: mask metrics} for the maps that met a truth mask."""
-        return {name: groups.summary() for name, groups in self.masks.items() if groups.overall.count}
+        return {
+            name: groups.summary() for name, groups in self.masks.items() if groups.overall.count
+        }
 
 
 def evaluate_dataset(

@@ -207,9 +207,10 @@ def test_every_registered_baseline_gets_rows_overall_and_per_kind(tiny_data, tmp
     assert report["blur-effect"]["roc_auc"] > 0.9 and report["lbp-mean"]["roc_auc"] > 0.9
     assert report["lbp-map"]["iou"] > 0.6
     # The constant map's IoU is the mean blurred fraction, by definition.
+    records = tiny_data["records"]["test"]
     fractions = [
         mask.mean()
-        for mask, record in zip(_truth_masks(tiny_data["records"]["test"]), tiny_data["records"]["test"])
+        for mask, record in zip(_truth_masks(records), records)
         if record[features.LABEL]
     ]
     assert report["all-blurred"]["iou"] == pytest.approx(np.mean(fractions), abs=1e-6)
@@ -369,7 +370,8 @@ def test_bad_masks_fail_before_any_work_in_one_line(tmp_path, name, content, mes
 
 def test_a_mask_matching_two_images_is_refused(tiny_data, tmp_path):
     _photo_folder(tmp_path / "photos", np.random.default_rng(12), count=1)
-    Image.fromarray(np.zeros((8, 8, 3), "uint8")).save(tmp_path / "photos" / "blurry" / "sharp0.png")
+    twin = tmp_path / "photos" / "blurry" / "sharp0.png"  # the same name in another folder
+    Image.fromarray(np.zeros((8, 8, 3), "uint8")).save(twin)
     masks = tmp_path / "masks"
     os.makedirs(masks)
     Image.fromarray(np.zeros((4, 4), "uint8")).save(masks / "sharp0.png")
