@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -42,6 +43,11 @@ EXAMPLES = "examples"
 SUMMARIES = "summaries"
 REJECTED = "rejected"
 
+# Folders of ../shared/data/sharp made of consecutive street-level shots (see its README).
+DEFAULT_SEQUENCE_GROUPS = ("labelmefacade", "spb_facades")
+# Shots whose numbers differ by at most this much belong to one capture group.
+SEQUENCE_GAP = 5
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
@@ -58,13 +64,25 @@ class MakeDatasetOptions:
         val_fraction: fraction of source photos in the validation split.
         test_fraction: fraction of source photos in the test split.
         preset: "realistic" or "original".
-        max_long_side: stored images are capped to this long side (realistic preset).
+        max_long_side: stored images are capped to this long side; 0 = the preset's own cap
+            (photographic 1600, realistic 1024; the original preset stores 224 x 224).
         examples_per_shard: target number of examples per TFRecord shard.
         overwrite: replace an existing data set in ``output``.
         exclude_sources: relative paths (below the source root, as in the manifest's
             ``source_path``) of photos to leave out, e.g. photos whose "sharp" label would be
             wrong because they already contain out-of-focus regions. Leaving a photo out does
             not move any other photo between splits (splits hash each photo on its own).
+        segments_dir: folder of human segmentations laid out like the source root
+            (``<group>/<stem>_<annotator>.png`` label maps); photos with one get regions that
+            follow its segments (photographic presets). Empty: colour segments only.
+        natural_dof_sources: relative paths of photos that already have natural depth of
+            field: never sharp negatives, their soft parts labelled blurred (photographic).
+        sequence_groups: source groups of consecutive shots (file names ending in a shot
+            number): a run of shot numbers no more than ``SEQUENCE_GAP`` apart is one capture
+            group and goes to one split, so near-duplicates never cross splits.
+        test_only_groups: source groups kept out of training and validation altogether
+            (all their photos go to the test split: unseen source folders).
+        splits: the splits to write (e.g. only val and test for an evaluation-only set).
     """
 
     sharp_images: str
@@ -73,11 +91,16 @@ class MakeDatasetOptions:
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    preset: str = "realistic"
-    max_long_side: int = 1024
+    preset: str = recipes.DEFAULT_PRESET
+    max_long_side: int = 0
     examples_per_shard: int = 128
     overwrite: bool = False
     exclude_sources: tuple[str, ...] = ()
+    segments_dir: str = ""
+    natural_dof_sources: tuple[str, ...] = ()
+    sequence_groups: tuple[str, ...] = DEFAULT_SEQUENCE_GROUPS
+    test_only_groups: tuple[str, ...] = ()
+    splits: tuple[str, ...] = features.SPLITS
 
     def __post_init__(self) -> None:
         if self.variants_per_image < 1:
@@ -91,10 +114,13 @@ class MakeDatasetOptions:
             )
         if self.preset not in recipes.PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {recipes.PRESETS}")
-        if self.max_long_side < 64:
-            raise ValueError(f"max_long_side must be >= 64, got {self.max_long_side}")
+        unknown = sorted(set(self.splits) - set(features.SPLITS))
+        if unknown or not self.splits:
+            raise ValueError(f"splits must be some of {features.SPLITS}, got {self.splits}")
+        if self.max_long_side and self.max_long_side < 64:
+            raise ValueError(f"max_long_side must be 0 or >= 64, got {self.max_long_side}")
 
-    def recipe(self) -> recipes.RealisticRecipe | recipes.OriginalRecipe:
+    def recipe(self) -> recipes.Recipe:
         """The synthesis recipe these options select."""
         return recipes.recipe_for_preset(self.preset, max_long_side=self.max_long_side)
 
@@ -173,6 +199,32 @@ def assign_split(source_id: str, seed: int, val_fraction: float, test_fraction: 
     return "train"
 
 
+def capture_keys(relative_paths: list[str], sequence_groups: tuple[str, ...]) -> dict[str, str]:
+    """The capture group of every photo: itself, or its run of consecutive shots.
+
+    In ``sequence_groups`` a file name is a prefix and a shot number
+    (``..._boston__p1010736.jpg``); shots of one prefix whose numbers are at most
+    :data:`SEQUENCE_GAP` apart form one run (one street walked along). Elsewhere every photo
+    is its own group, so the splits of data sets without such folders do not change.
+    """
+    keys = {path: path for path in relative_paths}
+    runs: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for path in relative_paths:
+        group, _, name = path.rpartition("/")
+        match = re.fullmatch(r"(.*?)(\d+)", posixpath.splitext(name)[0])
+        if group.split("/")[0] in sequence_groups and match:
+            runs.setdefault((group, match.group(1)), []).append((int(match.group(2)), path))
+    for (group, prefix), shots in runs.items():
+        shots.sort()
+        start, previous = shots[0][0], shots[0][0]
+        for number, path in shots:
+            if number - previous > SEQUENCE_GAP:
+                start = number
+            keys[path] = f"{group}/{prefix}#{start}"
+            previous = number
+    return keys
+
+
 def example_rng(seed: int, source_id: str, variant: int) -> np.random.Generator:
     """The random generator of one example, independent of processing order."""
     return np.random.default_rng([seed, int(source_id, 16), variant])
@@ -241,23 +293,15 @@ def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
     excluded = set(options.exclude_sources)
     photos = []
     matched: set[str] = set()
-    for path in paths:
-        relative = relative_to_root(path, root)
+    relatives = {path: relative_to_root(path, root) for path in paths}
+    keys = capture_keys(list(relatives.values()), options.sequence_groups)
+    for path, relative in relatives.items():
         if relative in excluded:
             matched.add(relative)
             continue
-        source_id = make_source_id(relative)
-        photos.append(
-            SourcePhoto(
-                path=path,
-                relative_path=relative,
-                source_id=source_id,
-                source_group=source_group_of(relative, root),
-                split=assign_split(
-                    source_id, options.seed, options.val_fraction, options.test_fraction
-                ),
-            )
-        )
+        photo = _source_photo(path, relative, root, keys[relative], options)
+        if photo.split in options.splits:
+            photos.append(photo)
     unmatched = sorted(excluded - matched)
     if unmatched:
         raise ValueError(
@@ -268,6 +312,20 @@ def list_source_photos(options: MakeDatasetOptions) -> list[SourcePhoto]:
     if not photos:
         raise FileNotFoundError(f"every photo matched by '{spec}' is excluded")
     return photos
+
+
+def _source_photo(
+    path: str, relative: str, root: str, capture_key: str, options: MakeDatasetOptions
+) -> SourcePhoto:
+    source_id = make_source_id(relative)
+    group = source_group_of(relative, root)
+    # A photo that is its own capture group hashes as before (its id), so older data sets
+    # keep their splits.
+    key_id = source_id if capture_key == relative else make_source_id(capture_key)
+    split = assign_split(key_id, options.seed, options.val_fraction, options.test_fraction)
+    if group in options.test_only_groups:
+        split = "test"
+    return SourcePhoto(path, relative, source_id, group, split)
 
 
 def read_source_pixels(path: str) -> np.ndarray:
@@ -283,17 +341,48 @@ def read_source_pixels(path: str) -> np.ndarray:
     return np.ascontiguousarray(images.decode_image(data).pixels)
 
 
+def segmentation_paths(photo: SourcePhoto, segments_dir: str) -> list[str]:
+    """The human segmentations of a photo: ``segments_dir/<relative stem>_<annotator>.png``."""
+    if not segments_dir:
+        return []
+    stem = posixpath.splitext(photo.relative_path)[0]
+    pattern = f"{segments_dir.rstrip('/')}/{stem}_*.png"
+    return sorted(
+        m.path for result in FileSystems.match([pattern]) for m in result.metadata_list
+    )
+
+
+def read_segmentations(photo: SourcePhoto, segments_dir: str) -> list[np.ndarray]:
+    """Every annotator's label map of a photo (none when it has no segmentation)."""
+    from sbdn_pipeline.synth.segments import read_label_map
+
+    maps = []
+    for path in segmentation_paths(photo, segments_dir):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            maps.append(read_label_map(handle.read()))
+    return maps
+
+
 def synthesize_photo_examples(
-    photo: SourcePhoto, pixels: np.ndarray, options: MakeDatasetOptions
+    photo: SourcePhoto,
+    pixels: np.ndarray,
+    options: MakeDatasetOptions,
+    label_maps: list[np.ndarray] | None = None,
 ) -> Iterator[tuple[bytes, dict]]:
-    """All variants of one photo as (serialized tf.train.Example, summary row)."""
+    """All variants of one photo as (serialized tf.train.Example, summary row).
+
+    Variants take the annotators' label maps in turn (photographic presets).
+    """
     recipe = options.recipe()
+    natural = photo.relative_path in set(options.natural_dof_sources)
     for variant in range(options.variants_per_image):
         example = recipes.synthesize(
             pixels,
             recipe,
             example_rng(options.seed, photo.source_id, variant),
             positive=is_positive_variant(variant),
+            labels=label_maps[variant % len(label_maps)] if label_maps else None,
+            natural_depth_of_field=natural,
         )
         height, width = example.image.shape[:2]
         summary = {
@@ -379,6 +468,11 @@ def build_manifest(
             "val_fraction": options.val_fraction,
             "test_fraction": options.test_fraction,
             "preset": options.preset,
+            "segments_dir": options.segments_dir,
+            "natural_dof_sources": list(options.natural_dof_sources),
+            "sequence_groups": list(options.sequence_groups),
+            "test_only_groups": list(options.test_only_groups),
+            "splits": list(options.splits),
             "max_long_side": options.max_long_side,
             "positive_variants": "odd variant indices",
             "excluded_sources": list(options.exclude_sources),
@@ -456,7 +550,10 @@ class SynthesizeFn(beam.DoFn):
     def process(self, photo: SourcePhoto) -> Iterator:
         try:
             pixels = read_source_pixels(photo.path)
-            produced = list(synthesize_photo_examples(photo, pixels, self._options))
+            label_maps = read_segmentations(photo, self._options.segments_dir)
+            produced = list(
+                synthesize_photo_examples(photo, pixels, self._options, label_maps)
+            )
         except Exception as exc:  # noqa: BLE001 - one bad photo must never stop the job
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             LOGGER.warning("rejected source photo %s: %s", photo.path, reason)

@@ -7,6 +7,8 @@ import time
 
 import click
 
+from sbdn_pipeline.synth.presets import DEFAULT_PRESET, PRESETS, SPLIT_NAMES as SPLITS
+
 EPILOG_MAKE = """\b
 Examples:
   sbdn make-dataset --sharp-images ../shared/data/sharp --output /work/data/sbdn-realistic \\
@@ -50,17 +52,49 @@ Any option not listed above is passed to Apache Beam.
 )
 @click.option(
     "--preset",
-    type=click.Choice(["realistic", "original"]),
-    default="realistic",
+    type=click.Choice(list(PRESETS)),
+    default=DEFAULT_PRESET,
     show_default=True,
-    help="realistic: varied blur, regions and hard negatives; original: the research recipe.",
+    help="photographic: linear-light blur, object-aligned regions, layered depth of field, "
+    "shake, video motion, noise and JPEG; cross-recipe: kernels, shapes and strengths no "
+    "training preset uses (for evaluation); realistic: the previous default; original: the "
+    "research recipe.",
 )
 @click.option(
     "--max-long-side",
-    type=click.IntRange(min=64),
-    default=1024,
+    type=click.IntRange(min=0),
+    default=0,
+    help="Stored images are capped to this long side [default: the preset's, photographic "
+    "1600, realistic 1024].",
+)
+@click.option(
+    "--segments",
+    "segments_dir",
+    default="",
+    help="Folder of human segmentations laid out like --sharp-images "
+    "(<group>/<stem>_<annotator>.png label maps), e.g. ../shared/data/segments.",
+)
+@click.option(
+    "--natural-dof",
+    "natural_dof_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="List of photos (like --exclude-sources) that already have natural depth of field: "
+    "never sharp negatives, their soft parts labelled blurred, e.g. "
+    "models/training-data/natural-depth-of-field.txt.",
+)
+@click.option(
+    "--test-only-groups",
+    default="",
+    help="Comma-separated source groups whose photos all go to the test split (unseen "
+    "source folders for a cross-recipe set).",
+)
+@click.option(
+    "--splits",
+    "splits_csv",
+    default=",".join(SPLITS),
     show_default=True,
-    help="Stored images are capped to this long side (realistic preset).",
+    help="Comma-separated splits to write (e.g. val,test for an evaluation-only set).",
 )
 @click.option("--examples-per-shard", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option(
@@ -73,7 +107,7 @@ Any option not listed above is passed to Apache Beam.
 )
 @click.option("--overwrite", is_flag=True, help="Replace a data set already in --output.")
 @click.pass_context
-def make_dataset_command(
+def make_dataset_command(  # noqa: PLR0913 - one parameter per option
     ctx: click.Context,
     sharp_images: str,
     output: str,
@@ -85,6 +119,10 @@ def make_dataset_command(
     max_long_side: int,
     examples_per_shard: int,
     exclude_sources_file: str | None,
+    segments_dir: str,
+    natural_dof_file: str | None,
+    test_only_groups: str,
+    splits_csv: str,
     overwrite: bool,
 ) -> None:
     """Make a synthetic blur training data set (TFRecords) from sharp photos with Beam."""
@@ -110,6 +148,12 @@ def make_dataset_command(
                 if exclude_sources_file
                 else ()
             ),
+            segments_dir=segments_dir,
+            natural_dof_sources=(
+                make_dataset.read_exclude_list(natural_dof_file) if natural_dof_file else ()
+            ),
+            test_only_groups=_csv(test_only_groups),
+            splits=_csv(splits_csv),
         )
         photos = make_dataset.list_source_photos(options)
     except (ValueError, FileNotFoundError) as exc:
@@ -203,3 +247,7 @@ def show_dataset_command(
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {png_path} ({written} examples from {data_dir}/{split})", err=True)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -69,6 +69,14 @@ def low_texture_crop(
         side_fraction: crop side as a fraction of the image's short side.
         candidates: how many random windows to compare.
     """
+    top, left, side = low_texture_box(image, rng, side_fraction, candidates)
+    return image[top : top + side, left : left + side]
+
+
+def low_texture_box(
+    image: np.ndarray, rng: np.random.Generator, side_fraction: float, candidates: int = 24
+) -> tuple[int, int, int]:
+    """(top, left, side) of the flattest of several random square windows of the image."""
     height, width = image.shape[:2]
     side = max(16, int(round(min(height, width) * side_fraction)))
     side = min(side, height, width)
@@ -85,8 +93,7 @@ def low_texture_crop(
         score /= max(1, (y1 - y0) * (x1 - x0))
         if score < best_score:
             best, best_score = (top, left), score
-    top, left = best
-    return image[top : top + side, left : left + side]
+    return best[0], best[1], side
 
 
 def darken_night(image: np.ndarray, gamma: float, gain: float) -> np.ndarray:

@@ -1,8 +1,13 @@
 """Recipes that turn one sharp photo into one training example (image + blur mask + labels).
 
-Two presets:
+Four presets:
 
-* ``realistic`` (default): varied kernels (Gaussian, lens-like defocus, linear motion, camera
+* ``photographic`` (default): blur in linear light with blooming highlights, regions that
+  follow object boundaries, layered depth of field, camera shake and video motion, then
+  sensor noise and JPEG for both classes alike (:mod:`sbdn_pipeline.synth.photographic`).
+* ``cross-recipe``: the same pipeline with kernels, shapes, strengths and degradations that
+  no training preset draws: an evaluation split that cannot be learned by heart.
+* ``realistic`` (the default until 2026-12): varied kernels (Gaussian, lens-like defocus, linear motion, camera
   shake, mixtures), strengths relative to image size with optional depth-varying strength,
   varied soft-edged regions, hard sharp negatives, and the same non-blur degradations on both
   classes. See :class:`RealisticRecipe` for every probability and range.
@@ -24,8 +29,13 @@ from PIL import Image, ImageFilter
 from sbdn_pipeline.synth import degradations, regions
 from sbdn_pipeline.synth.blur import blur_depth_varying, composite, convolve
 from sbdn_pipeline.synth.kernels import effective_sigma, random_kernel_spec
+from sbdn_pipeline.synth.photographic import (
+    CROSS_RECIPE,
+    PhotographicRecipe,
+    synthesize_photographic,
+)
 
-PRESETS = ("realistic", "original")
+from sbdn_pipeline.synth.presets import DEFAULT_PRESET, PRESETS  # noqa: E402,F401
 NO_BLUR = "none"
 
 
@@ -134,12 +144,18 @@ class OriginalRecipe:
         return {"preset": "original", **dataclasses.asdict(self)}
 
 
-def recipe_for_preset(
-    preset: str, *, max_long_side: int = 1024
-) -> RealisticRecipe | OriginalRecipe:
-    """The recipe object of a preset name."""
+Recipe = RealisticRecipe | OriginalRecipe | PhotographicRecipe
+
+
+def recipe_for_preset(preset: str, *, max_long_side: int = 0) -> Recipe:
+    """The recipe object of a preset name; ``max_long_side`` 0 keeps the preset's own cap."""
+    if preset in ("photographic", "cross-recipe"):
+        recipe = PhotographicRecipe() if preset == "photographic" else CROSS_RECIPE
+        if max_long_side:
+            recipe = dataclasses.replace(recipe, max_long_side=max_long_side)
+        return recipe
     if preset == "realistic":
-        return RealisticRecipe(max_long_side=max_long_side)
+        return RealisticRecipe(max_long_side=max_long_side or RealisticRecipe.max_long_side)
     if preset == "original":
         return OriginalRecipe()
     raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
@@ -147,12 +163,23 @@ def recipe_for_preset(
 
 def synthesize(
     image: np.ndarray,
-    recipe: RealisticRecipe | OriginalRecipe,
+    recipe: Recipe,
     rng: np.random.Generator,
     *,
     positive: bool,
+    labels: np.ndarray | None = None,
+    natural_depth_of_field: bool = False,
 ) -> SyntheticExample:
-    """Make one example from a sharp uint8 RGB photo with the given recipe."""
+    """Make one example from a sharp uint8 RGB photo with the given recipe.
+
+    ``labels`` (a human segmentation) and ``natural_depth_of_field`` are used by the
+    photographic presets only (:func:`sbdn_pipeline.synth.photographic.synthesize_photographic`).
+    """
+    if isinstance(recipe, PhotographicRecipe):
+        return synthesize_photographic(
+            image, recipe, rng, positive=positive, labels=labels,
+            natural_depth_of_field=natural_depth_of_field,
+        )
     if isinstance(recipe, OriginalRecipe):
         return synthesize_original(image, positive=positive, recipe=recipe)
     return synthesize_realistic(image, recipe, rng, positive=positive)

@@ -109,7 +109,7 @@ def test_manifest_counts_match_the_shards(dataset: dict) -> None:
             kinds[kind] = kinds.get(kind, 0) + 1
         assert counts["blur_kind"] == dict(sorted(kinds.items()))
     assert manifest["parameters"]["seed"] == 0
-    assert manifest["parameters"]["recipe"]["preset"] == "realistic"
+    assert manifest["parameters"]["recipe"]["preset"] == "photographic"
     table = __import__("pyarrow.parquet", fromlist=["read_table"]).read_table(
         os.path.join(dataset["output"], features.MANIFEST_PARQUET)
     )
@@ -294,3 +294,58 @@ def test_show_dataset_writes_a_non_blank_png(dataset: dict, tmp_path) -> None:
     assert grid.std() > 20  # photos and captions, not an empty canvas
     red = (grid[..., 0] > 200) & (grid[..., 1] < 80) & (grid[..., 2] < 80)
     assert red.sum() > 20  # mask outlines are drawn
+
+
+def test_consecutive_shots_form_one_capture_group_and_share_a_split() -> None:
+    paths = [f"street/walk_p{n}.jpg" for n in (10, 11, 13, 40, 42)] + [
+        "street/other_p12.jpg", "nature/img_1.jpg", "nature/img_2.jpg",
+    ]
+    keys = make_dataset.capture_keys(paths, ("street",))
+    assert keys["street/walk_p10.jpg"] == keys["street/walk_p11.jpg"] == keys["street/walk_p13.jpg"]
+    assert keys["street/walk_p40.jpg"] == keys["street/walk_p42.jpg"] != keys["street/walk_p10.jpg"]
+    assert keys["street/other_p12.jpg"] != keys["street/walk_p13.jpg"]  # another prefix
+    # Outside the sequence groups every photo is its own group (older data sets keep splits).
+    assert keys["nature/img_1.jpg"] == "nature/img_1.jpg"
+
+
+def test_test_only_groups_and_split_selection(source_folder: str) -> None:
+    every = make_dataset.list_source_photos(_options(source_folder, "/unused"))
+    held_out = make_dataset.list_source_photos(
+        _options(source_folder, "/unused", test_only_groups=("nature",))
+    )
+    assert {p.split for p in held_out if p.source_group == "nature"} == {"test"}
+    assert [(p.source_id, p.split) for p in held_out if p.source_group == "street"] == [
+        (p.source_id, p.split) for p in every if p.source_group == "street"
+    ]
+    only = make_dataset.list_source_photos(
+        _options(source_folder, "/unused", splits=("val", "test"))
+    )
+    assert sorted(p.source_id for p in only) == sorted(
+        p.source_id for p in every if p.split in ("val", "test")
+    )
+    with pytest.raises(ValueError, match="splits"):
+        _options(source_folder, "/unused", splits=("holdout",))
+
+
+def test_photographic_examples_follow_human_segmentations(tmp_path) -> None:
+    # One photo with a segmentation file laid out like ../shared/data/segments.
+    source = tmp_path / "sharp" / "group"
+    source.mkdir(parents=True)
+    Image.fromarray(tinyset.textured_photo(120, 160, 0)).save(source / "p1.jpg", quality=95)
+    seg_dir = tmp_path / "segments" / "group"
+    seg_dir.mkdir(parents=True)
+    labels = np.zeros((120, 160), np.uint16)
+    labels[:, 80:] = 1
+    labels[40:80, 20:60] = 2
+    Image.fromarray(labels).save(seg_dir / "p1_1.png")
+    options = _options(
+        str(tmp_path / "sharp"), str(tmp_path / "out"), preset="photographic",
+        variants_per_image=8, max_long_side=0, segments_dir=str(tmp_path / "segments"),
+    )
+    (photo,) = make_dataset.list_source_photos(options)
+    maps = make_dataset.read_segmentations(photo, options.segments_dir)
+    assert len(maps) == 1 and maps[0].shape == (120, 160)
+    rows = [row for _, row in make_dataset.synthesize_photo_examples(photo, np.asarray(
+        Image.open(source / "p1.jpg").convert("RGB")), options, maps)]
+    assert sum(row[features.LABEL] for row in rows) == 4
+    assert {row[features.REGION_SHAPE] for row in rows} - {"none"}
