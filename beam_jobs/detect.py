@@ -32,15 +32,13 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from sbdn_pipeline import images, inputs, masks, progress, schemas
-from sbdn_pipeline.inference import (
-    KerasModelHandler,
-    ModelInfo,
-    letterbox,
-    shrink_to_long_side,
-    unletterbox_mask,
+from sbdn_pipeline import images, inference, inputs, masks, progress, schemas, tiling
+from sbdn_pipeline.inference import ImageSource, ModelInfo, TiledKerasModelHandler, ViewSpec
+from sbdn_pipeline.options import (
+    MASK_REFINE_LONG_SIDE,
+    DetectOptions,
+    make_runner,
 )
-from sbdn_pipeline.options import OVERLAY_LONG_SIDE, DetectOptions, make_runner
 
 _LOGGER = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sbdn"
@@ -64,7 +62,9 @@ class ImageRecord:
     format: str
     width: int
     height: int
-    pixels: np.ndarray  # RGB uint8, long side at most the largest model input
+    # The bytes and their decodes; each model takes the decode its own options ask for.
+    # Dropped once the image's last model has run.
+    source: ImageSource | None
     blur_probability: float | None = None
 
 
@@ -149,10 +149,10 @@ def read_image_bytes(uri: str, max_file_bytes: int) -> bytes:
 
 
 class _DecodeImagesFn(beam.DoFn):
-    def __init__(self, options: DetectOptions, run_id: str, working_long_side: int):
+    def __init__(self, options: DetectOptions, run_id: str, classifier_view: ViewSpec):
         self._options = options
         self._run_id = run_id
-        self._working_long_side = working_long_side
+        self._classifier_view = classifier_view
         self._decoded = Metrics.counter(METRICS_NAMESPACE, "images_decoded")
 
     def process(self, input_file: inputs.InputFile) -> Iterator[Any]:
@@ -162,14 +162,12 @@ class _DecodeImagesFn(beam.DoFn):
         try:
             data = read_image_bytes(uri, options.max_file_bytes)
             sha256, size = hashlib.sha256(data).hexdigest(), len(data)
-            decoded = images.decode_image(
-                data,
-                max_pixels=options.max_pixels,
-                min_side=options.min_side,
-                max_aspect_ratio=options.max_aspect_ratio,
-                target_long_side=self._working_long_side,
-            )
-            pixels = shrink_to_long_side(decoded.pixels, self._working_long_side)
+            source = ImageSource(data, max_pixels=options.max_pixels,
+                                 min_side=options.min_side,
+                                 max_aspect_ratio=options.max_aspect_ratio)
+            # Decoded here (not lazily) so broken files are decode errors, at the size the
+            # classifier asks for: a JPEG needing only half its pixels is decoded at half size.
+            decoded = source.decode_for(self._classifier_view)
         except images.ImageError as exc:
             stage = schemas.STAGE_READ if sha256 is None else schemas.STAGE_DECODE
             yield beam.pvalue.TaggedOutput(
@@ -197,7 +195,7 @@ class _DecodeImagesFn(beam.DoFn):
             format=decoded.format,
             width=decoded.width,
             height=decoded.height,
-            pixels=pixels,
+            source=source,
         )
 
 
@@ -292,9 +290,9 @@ class SkipProcessed(beam.PTransform):
 class DecodeImages(beam.PTransform):
     """URIs -> ImageRecords (main output) and error rows (tagged ``errors``)."""
 
-    def __init__(self, options: DetectOptions, run_id: str, working_long_side: int):
+    def __init__(self, options: DetectOptions, run_id: str, classifier_view: ViewSpec):
         super().__init__()
-        self._fn = _DecodeImagesFn(options, run_id, working_long_side)
+        self._fn = _DecodeImagesFn(options, run_id, classifier_view)
 
     def expand(self, uris: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return uris | "ReadAndDecode" >> beam.ParDo(self._fn).with_outputs(
@@ -302,49 +300,117 @@ class DecodeImages(beam.PTransform):
         )
 
 
+def _record_of(element: Any) -> ImageRecord:
+    """The ImageRecord inside an element of the model stages (record, (record, x), ...)."""
+    while not isinstance(element, ImageRecord):
+        element = element[0]
+    return element
+
+
+def _image_error(record: ImageRecord, stage: str, error_type: str, message: str,
+                 run_id: str) -> dict[str, Any]:
+    record.source = None  # the image ends here: free its pixels
+    return error_row(record.uri, stage, error_type, message, run_id, sha256=record.sha256,
+                     size_bytes=record.size_bytes, modified_at_us=record.modified_at_us)
+
+
+class _PerImageFn(beam.DoFn):
+    """Apply a function to each image's element; an exception becomes that image's errors row.
+
+    Tiling, pooling, stitching and refinement run per image, so a failure is the image's own
+    (tagged ``errors``) and never fails the job or its batch-mates.
+    """
+
+    def __init__(self, fn: Any, stage: str, error_type: str, run_id: str):
+        self._fn = fn
+        self._stage = stage
+        self._error_type = error_type
+        self._run_id = run_id
+
+    def process(self, element: Any) -> Iterator[Any]:
+        try:
+            result = self._fn(element)
+        except Exception as exc:  # noqa: BLE001 - one image's failure is its own error row
+            yield beam.pvalue.TaggedOutput(_ERRORS_TAG, _image_error(
+                _record_of(element), self._stage, self._error_type,
+                f"{type(exc).__name__}: {exc}", self._run_id))
+            return
+        yield result
+
+
+def _per_image(label: str, fn: Any, stage: str, error_type: str, run_id: str) -> Any:
+    return label >> beam.ParDo(_PerImageFn(fn, stage, error_type, run_id)).with_outputs(
+        _ERRORS_TAG, main="ok")
+
+
 def _failed_batch_to_errors(failure: Any, stage: str, run_id: str) -> Iterator[dict[str, Any]]:
     """A batch whose inference raised: every image in it gets an errors row."""
     batch, exception = failure
     message = f"{type(exception).__name__}: {exception}"
-    for record, _ in batch:
-        yield error_row(record.uri, stage, "inference_error", message, run_id,
-                        sha256=record.sha256, size_bytes=record.size_bytes,
-                        modified_at_us=record.modified_at_us)
+    for element, _ in batch:
+        yield _image_error(_record_of(element), stage, "inference_error", message, run_id)
 
 
 class ClassifyBlur(beam.PTransform):
-    """ImageRecords -> the same records with ``blur_probability`` set; errors tagged."""
+    """ImageRecords -> the same records with ``blur_probability`` set; errors tagged.
 
-    def __init__(self, model: ModelInfo, batch_size: int, run_id: str,
+    Each image's tiles (and its global view, when the pooling uses it) go through the
+    classifier as one element; their probabilities are pooled into P(blurry).
+    """
+
+    def __init__(self, model: ModelInfo, options: DetectOptions, run_id: str,
                  intra_op_threads: int | None = None):
         super().__init__()
         self._model = model
-        self._batch_size = batch_size
+        self._view = classifier_view(model, options)
+        self._pooling = options.tile_pooling
+        self._batch_size = options.batch_size
         self._run_id = run_id
         self._threads = intra_op_threads
 
+    def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any], np.ndarray]:
+        """(record, plan), then its batch: tiles first, global view last (when used)."""
+        pixels, plan = inference.model_pixels(record.source, self._view)
+        use_global = tiling.needs_global_view(self._pooling)
+        if plan is not None and not tiling.needs_tiles(self._pooling):
+            plan = None  # "global" pooling: the letterbox alone
+        batch, _ = inference.model_inputs(pixels, plan, self._model.input_size, use_global)
+        return (record, plan), batch
+
+    def attach_probability(self, keyed: tuple[tuple[ImageRecord, Any], Any]) -> ImageRecord:
+        (record, plan), predictions = keyed
+        use_global = tiling.needs_global_view(self._pooling)
+        record.blur_probability = inference.pooled_probability(predictions, plan, use_global,
+                                                               self._pooling)
+        return record
+
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
-        size = self._model.input_size
         handler = KeyedModelHandler(
-            KerasModelHandler(self._model, batch_size=self._batch_size,
-                              intra_op_threads=self._threads)
-        )
+            TiledKerasModelHandler(self._model, batch_size=self._batch_size,
+                                   intra_op_threads=self._threads))
+        stage, run_id = schemas.STAGE_CLASSIFY, self._run_id
+        inputs_ = records | _per_image("Tiles", self.model_input, stage, "tiling_error", run_id)
         predicted, failed = (
-            records
-            | "Letterbox" >> beam.Map(lambda record: (record, letterbox(record.pixels, size)[0]))
-            | "RunClassifier" >> RunInference(handler).with_exception_handling()
-        )
+            inputs_.ok | "RunClassifier" >> RunInference(handler).with_exception_handling())
+        pooled = predicted | _per_image("PoolTiles", self.attach_probability, stage,
+                                        "postprocess_error", run_id)
+        errors = (
+            inputs_[_ERRORS_TAG],
+            failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
+                _failed_batch_to_errors, stage, run_id),
+            pooled[_ERRORS_TAG],
+        ) | "MergeErrors" >> beam.Flatten()
+        return {"classified": pooled.ok, "errors": errors}
 
-        def attach_probability(keyed: tuple[ImageRecord, Any]) -> ImageRecord:
-            record, prediction = keyed
-            record.blur_probability = float(np.asarray(prediction).reshape(-1)[0])
-            return record
 
-        errors = failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
-            _failed_batch_to_errors, schemas.STAGE_CLASSIFY, self._run_id
-        )
-        return {"classified": predicted | "AttachProbability" >> beam.Map(attach_probability),
-                "errors": errors}
+def classifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
+    """How the classifier looks at images under these options."""
+    return ViewSpec(model.input_size, options.classifier_tiles)
+
+
+def identifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
+    """How the identifier looks at images: tile starts on whole mask pixels."""
+    return ViewSpec(model.input_size, options.identifier_tiles, align=model.mask_stride)
 
 
 def sharp_result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
@@ -388,10 +454,11 @@ def _result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
             image_height=record.height,
             min_region_fraction=options.min_region_fraction,
         )
+        stored = masks.reduce_for_storage(mask)  # statistics above use the full mask
         row.update(
-            mask_png=masks.encode_mask_png(mask),
-            mask_width=int(mask.shape[1]),
-            mask_height=int(mask.shape[0]),
+            mask_png=masks.encode_mask_png(stored),
+            mask_width=int(stored.shape[1]),
+            mask_height=int(stored.shape[0]),
             blur_area_fraction=stats.blur_area_fraction,
             blur_region_count=len(stats.regions),
             blur_regions=[dataclasses.asdict(region) for region in stats.regions],
@@ -406,8 +473,8 @@ def blurry_result_row(record: ImageRecord, mask: np.ndarray, options: DetectOpti
                        identifier_id=identifier_id, mask=mask)
 
 
-def write_overlay(record: ImageRecord, mask: np.ndarray, row: dict[str, Any], folder: str,
-                  mask_threshold: float) -> str:
+def write_overlay(record: ImageRecord, pixels: np.ndarray, mask: np.ndarray,
+                  row: dict[str, Any], folder: str, mask_threshold: float) -> str:
     """Write the overlay JPEG of a blurry image; returns its URI.
 
     The name comes from the image's content hash only (never from its path), and the file is
@@ -415,7 +482,7 @@ def write_overlay(record: ImageRecord, mask: np.ndarray, row: dict[str, Any], fo
     """
     from sbdn_pipeline.report import overlays
 
-    pixels = overlays.render_overlay(record.pixels, mask, row["blur_regions"] or [],
+    pixels = overlays.render_overlay(pixels, mask, row["blur_regions"] or [],
                                      mask_threshold, image_size=(record.width, record.height))
     target = FileSystems.join(folder, overlays.overlay_name(record.sha256))
     partial = f"{target}.{uuid.uuid4().hex}.partial"
@@ -425,79 +492,76 @@ def write_overlay(record: ImageRecord, mask: np.ndarray, row: dict[str, Any], fo
     return target
 
 
+def refined_mask(source: ImageSource, view: ViewSpec, coarse: np.ndarray) -> tuple[np.ndarray,
+                                                                                   np.ndarray]:
+    """The identifier's mask refined by the image's edges at (up to) native resolution.
+
+    Returns:
+        (refined mask covering the whole image, the RGB pixels it was refined on).
+    """
+    pixels = inference.shrink_to_long_side(source.decode_for(view).pixels,
+                                           MASK_REFINE_LONG_SIDE)
+    return masks.refine_mask(coarse, pixels), pixels
+
+
 class SegmentBlur(beam.PTransform):
-    """Blurry ImageRecords -> result rows with mask and statistics; errors tagged."""
+    """Blurry ImageRecords -> result rows with mask and statistics; errors tagged.
+
+    Each image's native-scale tiles go through the identifier as one element; the tile masks
+    (1/4 of the analysed resolution) are stitched, then refined by the image's own edges
+    (guided filter) to the decoded resolution, from which area and regions are computed.
+    """
 
     def __init__(self, model: ModelInfo, options: DetectOptions, classifier_id: str,
                  run_id: str, intra_op_threads: int | None = None):
         super().__init__()
         self._model = model
+        self._view = identifier_view(model, options)
         self._options = options
         self._classifier_id = classifier_id
         self._run_id = run_id
         self._threads = intra_op_threads
+        self._segmented = Metrics.counter(METRICS_NAMESPACE, COUNTER_SEGMENTED)
+
+    def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any, Any],
+                                                         np.ndarray]:
+        """((record, plan, global view geometry), batch); the global view fills tile gaps."""
+        pixels, plan = inference.model_pixels(record.source, self._view)
+        use_global = plan is not None and not plan.covers
+        batch, info = inference.model_inputs(pixels, plan, self._model.input_size, use_global)
+        return (record, plan, info), batch
+
+    def to_row(self, keyed: tuple[tuple[ImageRecord, Any, Any], Any]) -> dict[str, Any]:
+        (record, plan, info), predictions = keyed
+        self._segmented.inc()
+        coarse = inference.identifier_mask(predictions, plan, info, self._model.mask_stride)
+        mask, pixels = refined_mask(record.source, self._view, coarse)
+        record.source = None  # the image's last model has run
+        options = self._options
+        row = blurry_result_row(record, mask, options, self._classifier_id,
+                                self._model.model_id, self._run_id)
+        if options.overlays_dir:
+            row["overlay_uri"] = write_overlay(record, pixels, mask, row, options.overlays_dir,
+                                               options.mask_threshold)
+        return row
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
-        size = self._model.input_size
         handler = KeyedModelHandler(
-            KerasModelHandler(self._model, batch_size=self._options.batch_size,
-                              intra_op_threads=self._threads)
-        )
-        segmented_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_SEGMENTED)
-
-        overlays_dir = self._options.overlays_dir
-
-        def to_model_input(record: ImageRecord) -> tuple[tuple[ImageRecord, Any], np.ndarray]:
-            pixels, info = letterbox(record.pixels, size)
-            if not overlays_dir:
-                record.pixels = None  # the letterboxed copy is all we need from here on
-            return (record, info), pixels
-
-        def to_row(keyed: tuple[tuple[ImageRecord, Any], Any]) -> dict[str, Any]:
-            (record, info), prediction = keyed
-            segmented_counter.inc()
-            mask = unletterbox_mask(np.asarray(prediction, dtype=np.float32), info)
-            row = blurry_result_row(record, mask, self._options, self._classifier_id,
-                                    self._model.model_id, self._run_id)
-            if overlays_dir:
-                row["overlay_uri"] = write_overlay(record, mask, row, overlays_dir,
-                                                   self._options.mask_threshold)
-                record.pixels = None
-            return row
-
+            TiledKerasModelHandler(self._model, batch_size=self._options.batch_size,
+                                   intra_op_threads=self._threads))
+        stage, run_id = schemas.STAGE_SEGMENT, self._run_id
+        inputs_ = records | _per_image("Tiles", self.model_input, stage, "tiling_error", run_id)
         predicted, failed = (
-            records
-            | "Letterbox" >> beam.Map(to_model_input)
-            | "RunIdentifier" >> RunInference(handler).with_exception_handling()
-        )
-        rows, row_failures = (
-            predicted | "MaskStatistics" >> beam.Map(to_row).with_exception_handling()
-        )
-        run_id = self._run_id
-
-        def failed_batch(failure: Any) -> Iterator[dict[str, Any]]:
-            batch, exception = failure
-            message = f"{type(exception).__name__}: {exception}"
-            for (record, _), _ in batch:
-                yield error_row(record.uri, schemas.STAGE_SEGMENT, "inference_error", message,
-                                run_id, sha256=record.sha256, size_bytes=record.size_bytes,
-                                modified_at_us=record.modified_at_us)
-
-        def failed_row(failure: Any) -> dict[str, Any]:
-            ((record, _), _), (_, exception_repr, _) = failure
-            return error_row(record.uri, schemas.STAGE_SEGMENT, "postprocess_error",
-                             exception_repr, run_id,
-                             sha256=record.sha256, size_bytes=record.size_bytes,
-                             modified_at_us=record.modified_at_us)
-
+            inputs_.ok | "RunIdentifier" >> RunInference(handler).with_exception_handling())
+        rows = predicted | _per_image("MaskStatistics", self.to_row, stage,
+                                      "postprocess_error", run_id)
         errors = (
-            (
-                failed.failed_inferences | "FailedBatches" >> beam.FlatMap(failed_batch),
-                row_failures | "FailedRows" >> beam.Map(failed_row),
-            )
-            | "MergeErrors" >> beam.Flatten()
-        )
-        return {"rows": rows, "errors": errors}
+            inputs_[_ERRORS_TAG],
+            failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
+                _failed_batch_to_errors, stage, run_id),
+            rows[_ERRORS_TAG],
+        ) | "MergeErrors" >> beam.Flatten()
+        return {"rows": rows.ok, "errors": errors}
 
 
 def staging_folder(output: str, run_id: str, table: str) -> str:
@@ -588,16 +652,14 @@ def build_pipeline(
         progress_total: number of inputs, when known, for the ETA.
     """
     exclude = None if inputs.is_remote(options.output) else options.output
-    working_long_side = max(classifier.input_size, identifier.input_size)
-    if options.overlays_dir:
-        working_long_side = max(working_long_side, OVERLAY_LONG_SIDE)
     files = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
     if options.skip_existing:
         files = files | "SkipProcessed" >> SkipProcessed(
             previous_output_patterns(options.output, include_errors=not options.retry_errors))
-    decoded = files | "DecodeImages" >> DecodeImages(options, run_id, working_long_side)
+    decoded = files | "DecodeImages" >> DecodeImages(options, run_id,
+                                                     classifier_view(classifier, options))
     classified = decoded.images | "ClassifyBlur" >> ClassifyBlur(
-        classifier, options.batch_size, run_id, intra_op_threads
+        classifier, options, run_id, intra_op_threads
     )
 
     sharp_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_SHARP)

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def apply_exif_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return pixels
 
 
-def _jpeg_ratio(width: int, height: int, target_long_side: int | None) -> int:
+def jpeg_downscale_ratio(width: int, height: int, target_long_side: int | None) -> int:
     """Largest DCT-domain downscale (1, 2, 4, 8) that keeps the long side >= target."""
     if not target_long_side:
         return 1
@@ -126,6 +127,9 @@ def _jpeg_ratio(width: int, height: int, target_long_side: int | None) -> int:
         if long_side // ratio >= target_long_side:
             return ratio
     return 1
+
+
+_jpeg_ratio = jpeg_downscale_ratio
 
 
 def _first_gif_frame(data: bytes) -> np.ndarray:
@@ -173,6 +177,7 @@ def decode_image(
     min_side: int = defaults.DEFAULT_MIN_SIDE,
     max_aspect_ratio: float = defaults.DEFAULT_MAX_ASPECT_RATIO,
     target_long_side: int | None = None,
+    jpeg_ratio: Callable[[int, int], int] | None = None,
 ) -> DecodedImage:
     """Decode and validate one image.
 
@@ -183,6 +188,8 @@ def decode_image(
         max_aspect_ratio: reject images more elongated than this.
         target_long_side: the largest size any model needs; JPEGs much larger than this are
             decoded with a DCT-domain downscale (cheaper, and the models never see more).
+        jpeg_ratio: instead of target_long_side, chooses the DCT-domain downscale (1, 2, 4
+            or 8) of a JPEG from its (height, width) after EXIF orientation.
 
     Returns:
         The decoded image.
@@ -210,7 +217,12 @@ def decode_image(
             "aspect_ratio_out_of_range",
             f"{width}x{height} is more elongated than {max_aspect_ratio:g}:1",
         )
-    ratio = _jpeg_ratio(width, height, target_long_side) if image_format == "JPEG" else 1
+    ratio = 1
+    if image_format == "JPEG" and jpeg_ratio is not None:
+        oriented = (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+        ratio = jpeg_ratio(*oriented)
+    elif image_format == "JPEG":
+        ratio = jpeg_downscale_ratio(width, height, target_long_side)
     try:
         pixels = _decode_pixels(data, image_format, ratio)
     except ImageError:

@@ -1,9 +1,17 @@
-"""Model files, input geometry (letterboxing) and the Beam model handler for `.keras` models.
+"""Model files, input geometry (letterboxing, tiles) and the Beam model handler for `.keras` models.
 
-The image-size policy lives here and only here: every model gets the whole image, scaled to fit
-its square input without distortion and padded with black (letterbox); its masks are mapped
-back by cropping the padding away. Training, evaluation and the detect job all call
-:func:`letterbox` so they see images the same way.
+The image-size policy lives here and only here. A model looks at an image in one of two ways
+(:class:`ViewSpec`):
+
+* letterbox only (tile budget 0): the whole image, scaled to fit its square input without
+  distortion and padded with black (:func:`letterbox`); masks are mapped back by cropping
+  the padding away. Training sees images this way too.
+* tiles (budget N >= 1): square tiles at (or within 2x of) the image's native scale, planned
+  by :mod:`sbdn_pipeline.tiling`, plus, when asked for, the letterbox as a low-resolution
+  global view. Tile probabilities are pooled, tile masks stitched.
+
+Evaluation and the detect job both go through :func:`model_pixels` and :func:`model_inputs`,
+so they see images the same way.
 
 Model contract (see README, "Models"): input float32 RGB in [0, 255] of shape (B, S, S, 3);
 a classifier returns (B, 1) P(blurry), an identifier returns (B, S/k, S/k, 1) P(blurred) per pixel.
@@ -24,6 +32,8 @@ from typing import Any
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler
+
+from sbdn_pipeline import images, tiling
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -174,6 +184,140 @@ def unletterbox_mask(mask: np.ndarray, info: LetterboxInfo) -> np.ndarray:
     bottom = int(np.ceil((info.top + info.content_height) / factor))
     right = int(np.ceil((info.left + info.content_width) / factor))
     return mask[top:max(bottom, top + 1), left:max(right, left + 1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewSpec:
+    """How one model looks at images.
+
+    Attributes:
+        size: side S of the model's square input.
+        tiles: most tiles per image; 0 = the letterbox of the whole image only.
+        align: tile starts are multiples of this (an identifier's mask stride).
+    """
+
+    size: int
+    tiles: int = 0
+    align: int = 1
+
+    def plan(self, height: int, width: int) -> tiling.TilePlan | None:
+        """The tiles of an image of (height, width); None for letterbox only."""
+        if not self.tiles:
+            return None
+        return tiling.plan_tiles(height, width, self.size, self.tiles, self.align)
+
+    def jpeg_ratio(self, height: int, width: int) -> int:
+        """DCT-domain downscale a JPEG of this size may be decoded with for this model."""
+        if not self.tiles:
+            return images.jpeg_downscale_ratio(width, height, self.size)
+        # Half-size decoding gives exactly the plan's pixels when the plan is at 2x.
+        return 2 if self.plan(height, width).scale >= 2 else 1
+
+
+class ImageSource:
+    """One image's bytes and its decodes (one per JPEG downscale ratio), decoded on demand.
+
+    A DCT-domain downscale changes pixels slightly, so the decode a model sees depends only
+    on that model's own options: an image gets the same P(blurry) whatever else is asked for.
+    """
+
+    def __init__(self, data: bytes, **decode_limits: Any):
+        self.data = data
+        self._limits = decode_limits
+        self._decoded: dict[int, images.DecodedImage] = {}
+        self.width = self.height = 0
+        self.format = ""
+
+    def decode_for(self, spec: ViewSpec) -> images.DecodedImage:
+        """The decode this model sees (validated, EXIF orientation applied).
+
+        Raises:
+            images.ImageError: the bytes are not a usable image.
+        """
+        if self.format:
+            ratio = spec.jpeg_ratio(self.height, self.width) if self.format == "JPEG" else 1
+            if ratio in self._decoded:
+                return self._decoded[ratio]
+        chosen = []
+
+        def choose(height: int, width: int) -> int:
+            chosen.append(spec.jpeg_ratio(height, width))
+            return chosen[-1]
+
+        decoded = images.decode_image(self.data, jpeg_ratio=choose, **self._limits)
+        self.width, self.height, self.format = decoded.width, decoded.height, decoded.format
+        self._decoded[chosen[-1] if chosen else 1] = decoded
+        return decoded
+
+
+def model_pixels(source: ImageSource, spec: ViewSpec) -> tuple[np.ndarray,
+                                                               tiling.TilePlan | None]:
+    """The image at the scale one model analyses it: the plan's scale, or shrunk to S."""
+    pixels = source.decode_for(spec).pixels
+    plan = spec.plan(source.height, source.width)
+    if plan is None:
+        return shrink_to_long_side(pixels, spec.size), None
+    if pixels.shape[:2] != (plan.scaled_height, plan.scaled_width):
+        pixels = resize_area(pixels, plan.scaled_height, plan.scaled_width)
+    return pixels, plan
+
+
+def model_inputs(pixels: np.ndarray, plan: tiling.TilePlan | None, size: int,
+                 with_global: bool) -> tuple[np.ndarray, LetterboxInfo | None]:
+    """One image's model inputs as one batch: its tiles, then (optionally) its letterbox.
+
+    Returns:
+        (float32 (n, S, S, 3), letterbox geometry of the global view or None). Without a plan
+        the batch is the letterbox alone.
+    """
+    parts, info = [], None
+    if plan is not None:
+        parts.append(tiling.extract_tiles(pixels, plan))
+    if with_global or plan is None:
+        boxed, info = letterbox(pixels, size)
+        parts.append(boxed[None])
+    return np.concatenate(parts) if len(parts) > 1 else parts[0], info
+
+
+def pooled_probability(predictions: np.ndarray, plan: tiling.TilePlan | None,
+                       has_global: bool, method: str) -> float:
+    """P(blurry) of one image from its batch's outputs (tiles first, global view last)."""
+    values = np.asarray(predictions, np.float64).reshape(-1)
+    if plan is None:
+        return float(values[-1])
+    tiles = values[:plan.count]
+    global_p = float(values[plan.count]) if has_global else None
+    return tiling.pool_probabilities(tiles, global_p, method)
+
+
+def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
+                    info: LetterboxInfo | None, stride: int) -> np.ndarray:
+    """One image's mask at 1/stride of the analysed scale, from its batch's outputs.
+
+    Tile masks are stitched; where the tiles leave gaps (a plan that cannot cover the frame)
+    the global view's mask fills in, blended so that no seam appears at tile borders.
+    """
+    outputs = np.asarray(predictions, np.float32)
+    if plan is None:
+        return unletterbox_mask(outputs[-1], info)
+    mask, weight = tiling.stitch_masks(outputs[:plan.count], plan, stride)
+    if info is None:
+        return mask
+    fill = unletterbox_mask(outputs[plan.count], info)
+    fill = resize_mask(fill, *mask.shape)
+    prior = 0.01  # the global mask's weight: it decides only where no tile looked
+    return (mask * weight + fill * prior) / (weight + prior)
+
+
+def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a float mask (h, w) to (height, width)."""
+    from PIL import Image
+
+    mask = np.asarray(mask, np.float32)
+    if mask.shape == (height, width):
+        return mask
+    resized = Image.fromarray(mask, mode="F").resize((width, height), Image.BILINEAR)
+    return np.asarray(resized, np.float32)
 
 
 def file_sha256(path: str) -> str:
@@ -403,3 +547,37 @@ class KerasModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
 
     def get_metrics_namespace(self) -> str:
         return f"sbdn_{self._info.role}"
+
+
+def _tiles_in(element: Any) -> int:
+    """Batching weight of one element: the number of model inputs in its image's batch."""
+    example = element[1] if isinstance(element, tuple) else element
+    return max(1, int(np.shape(example)[0]))
+
+
+class TiledKerasModelHandler(KerasModelHandler):
+    """RunInference handler whose examples are whole images: float32 stacks (n, S, S, 3).
+
+    Each image's tiles (and global view) travel as one element, so an image is never split
+    over batches and its outputs come back together. Batches are limited by tiles, not images,
+    and all tiles of a batch go through the model in calls of at most ``batch_size`` inputs.
+    """
+
+    def __init__(self, info: ModelInfo, *, batch_size: int, intra_op_threads: int | None = None):
+        super().__init__(info, batch_size=batch_size, intra_op_threads=intra_op_threads)
+        # With a size function, BatchElements' max_batch_size counts tiles, not elements.
+        self._batching_kwargs["element_size_fn"] = _tiles_in
+        self._calls_of = batch_size
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model: Any,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[np.ndarray]:
+        stacked = np.concatenate(batch).astype(np.float32, copy=False)
+        outputs = [np.asarray(model.predict_on_batch(stacked[start:start + self._calls_of]))
+                   for start in range(0, len(stacked), self._calls_of)]
+        predictions = np.concatenate(outputs)
+        bounds = np.cumsum([len(example) for example in batch])[:-1]
+        return np.split(predictions, bounds)

@@ -6,9 +6,13 @@ import dataclasses
 import logging
 import os
 import re
+from typing import TYPE_CHECKING
 
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.runners.runner import PipelineRunner
+from sbdn_pipeline.tiling import POOLING_METHODS
+
+if TYPE_CHECKING:  # Beam is imported where it is used: the CLI reads defaults from here
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import PipelineRunner
 
 DEFAULT_BLUR_THRESHOLD = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
@@ -27,6 +31,17 @@ DEFAULT_MIN_REGION_FRACTION = 0.001
 DEFAULT_MAX_ERROR_FRACTION = 0.5
 # Overlays are drawn on the decoded working copy; keep it at least this large when they are on.
 OVERLAY_LONG_SIDE = 1024
+# Tiles at (or within 2x of) native scale per image, for each model (0 = letterbox only), and
+# how the classifier's tile probabilities become one P(blurry) (sbdn_pipeline.tiling).
+# Budgets chosen to keep the detect job's speed (README, "Performance").
+DEFAULT_CLASSIFIER_TILES = 2
+DEFAULT_TILE_POOLING = "mean"
+DEFAULT_IDENTIFIER_TILES = 2
+# The identifier's stitched mask is refined (guided by the image) at the decoded image's
+# resolution, capped at this long side; blur_area_fraction and regions come from it.
+MASK_REFINE_LONG_SIDE = 1024
+# mask_png stores the refined mask reduced to at most this long side (small Parquet rows).
+MASK_PNG_LONG_SIDE = 512
 # Run ids name folders: keep them to characters that cannot escape OUT or confuse readers.
 RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 
@@ -53,6 +68,12 @@ class DetectOptions:
         retry_errors: with skip_existing, process images that only have errors rows again.
         max_error_fraction: fail the run (after writing) when more images than this fail.
         overlays_dir: when set, write an overlay JPEG per blurry image here.
+        classifier_tiles: most native-scale tiles the classifier sees per image (0: only the
+            letterbox of the whole image, as before tiling).
+        tile_pooling: how tile probabilities (and the global view) become P(blurry); one of
+            ``sbdn_pipeline.tiling.POOLING_METHODS``.
+        identifier_tiles: most native-scale tiles the identifier sees per blurry image (0:
+            letterbox only).
     """
 
     input: str
@@ -72,8 +93,16 @@ class DetectOptions:
     retry_errors: bool = False
     max_error_fraction: float = DEFAULT_MAX_ERROR_FRACTION
     overlays_dir: str = ""
+    classifier_tiles: int = DEFAULT_CLASSIFIER_TILES
+    tile_pooling: str = DEFAULT_TILE_POOLING
+    identifier_tiles: int = DEFAULT_IDENTIFIER_TILES
 
     def __post_init__(self) -> None:
+        if self.tile_pooling not in POOLING_METHODS:
+            raise ValueError(f"tile pooling {self.tile_pooling!r} is not one of "
+                             f"{', '.join(POOLING_METHODS)}")
+        if self.classifier_tiles < 0 or self.identifier_tiles < 0:
+            raise ValueError("tile budgets must be >= 0 (0 = letterbox only)")
         if self.run_id and not re.fullmatch(RUN_ID_PATTERN, self.run_id):
             raise ValueError(
                 f"run id {self.run_id!r} may only use letters, digits, '.', '_' and '-' "
@@ -88,6 +117,8 @@ MAX_DEFAULT_LOCAL_WORKERS = 4
 
 def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """Beam options from the pass-through command-line flags."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     return PipelineOptions(list(beam_args), save_main_session=False)
 
 
@@ -115,6 +146,8 @@ LOCAL_RUNNERS = ("", "DirectRunner", "FnApiRunner", "BundleBasedDirectRunner",
 
 def is_local_runner(options: PipelineOptions) -> bool:
     """True when the job runs on this machine (progress lines go to this terminal)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
     runner = options.view_as(StandardOptions).runner or ""
     runner_name = runner if isinstance(runner, str) else type(runner).__name__
     return runner_name.split(".")[-1] in LOCAL_RUNNERS
@@ -131,6 +164,8 @@ def make_runner(options: PipelineOptions) -> PipelineRunner | None:
     Returns:
         A runner instance, or None to let Beam pick the runner named in the options.
     """
+    from apache_beam.options.pipeline_options import StandardOptions
+
     if options.view_as(StandardOptions).runner:
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
