@@ -279,16 +279,20 @@ class BaselineRun:
         image of a data set, empty for sharp ones) for the end-to-end metrics."""
         for baseline in baselines.image_level_baselines():
             row[f"{baseline_key(baseline.name)}_score"] = float(baseline.compute(native))
-        if truth is None and gate_truth is None:
-            return  # maps cost more and have nothing to be compared with
         gate_name, map_name = END_TO_END_BASELINES
         for baseline in baselines.map_baselines():
+            gated_here = (
+                gate_truth is not None
+                and baseline.name == map_name
+                and gate_name in self.calibration
+            )
+            if truth is None and not gated_here:
+                continue  # maps cost more; this one has nothing to be compared with
             blur_map = baseline.compute(native)
             if truth is not None:
                 scores = self.masks[baseline.name].add(blur_map, truth, groups or {})
                 row.update({f"{baseline_key(baseline.name)}_{k}": v for k, v in scores.items()})
-            gated_here = baseline.name == map_name and gate_name in self.calibration
-            if gate_truth is not None and gated_here:
+            if gated_here:
                 score = row[f"{baseline_key(gate_name)}_score"]
                 blurry = score >= self.calibration[gate_name]["threshold"]
                 gated = blur_map if blurry else np.zeros_like(blur_map)
