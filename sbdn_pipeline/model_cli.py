@@ -184,6 +184,21 @@ def _command_line(ctx: click.Context) -> str:
     "the masks); 0 trains on image labels alone.",
 )
 @click.option(
+    "--max-crop-scale",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Training crops are at most IMAGE_SIZE x this on a side before resizing, so the "
+    "network learns blur at (or within this factor of) the stored pixel scale, as tiled "
+    "native-resolution inference shows it [default: up to the short side].",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Warm start: copy the weights of every layer with the same name and shapes from "
+    "this .keras model (e.g. the shipped model) into the new network.",
+)
+@click.option(
     "--cache/--no-cache",
     default=False,
     show_default=True,

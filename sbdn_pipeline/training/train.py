@@ -666,6 +666,8 @@ def train(
     colour_jitter: float = DEFAULT_COLOUR_JITTER,
     turn_and_flip: bool = DEFAULT_TURN_AND_FLIP,
     blur_map_weight: float = DEFAULT_BLUR_MAP_WEIGHT,
+    max_crop_scale: float | None = None,
+    init_from: str | None = None,
     resume: bool = True,
     model_kwargs: dict[str, Any] | None = None,
     command: str | None = None,
@@ -702,6 +704,12 @@ def train(
             upside down (:func:`sbdn_pipeline.training.reader.turn_and_flip_batches`).
         blur_map_weight: classifiers that support it (``blur_map_output``) also learn a coarse
             blur map from the masks, with this loss weight; 0 trains on labels alone.
+        max_crop_scale: training crops are at most ``image_size * max_crop_scale`` pixels on a
+            side before resizing to ``image_size``, so the network sees pixels within that
+            factor of their stored scale (as tiled native-resolution inference shows them);
+            None: up to the image's short side.
+        init_from: a ``.keras`` model whose weights start a new run (warm start): every layer
+            whose name and weight shapes match is copied; the rest starts fresh.
         resume: continue the run in ``out_dir`` if it has checkpoints; False starts over.
         model_kwargs: extra architecture arguments (e.g. narrower widths for tests).
         command: the command line recorded in the summary.
@@ -749,6 +757,8 @@ def train(
         "turn_and_flip": turn_and_flip,
         "model_kwargs": model_kwargs or {},
         "blur_map_weight": blur_map_weight if supports_blur_map(arch) else 0.0,
+        "max_crop_scale": max_crop_scale,
+        "init_from": init_from,
     }
 
     checkpoints = os.path.join(out_dir, CHECKPOINT_DIR)
@@ -769,6 +779,9 @@ def train(
         if blur_map_weight > 0 and supports_blur_map(arch):
             kwargs["blur_map_output"] = True
         model = architectures.build_model(arch, input_size=image_size, **kwargs)
+        if init_from:
+            copied, total = copy_matching_weights(init_from, model)
+            log(f"warm start from {init_from}: {copied} of {total} layers with weights copied")
         compile_model(model, task, loss, learning_rate, blur_map_weight)
         log(f"training {arch} ({model.count_params():,} parameters) at {image_size} px")
     os.makedirs(checkpoints, exist_ok=True)
@@ -806,6 +819,7 @@ def train(
             cache=cache,
             shuffle_buffer=shuffle_buffer,
             repeat=repeat,
+            max_crop_scale=max_crop_scale,
         )
         return data.map(label_and_blur_map) if with_blur_map else data
 
@@ -841,6 +855,34 @@ def train(
         log=log,
     )
     return finish_run(model, state, out_dir, arguments=arguments, command=command, log=log)
+
+
+def copy_matching_weights(source_path: str, model: keras.Model) -> tuple[int, int]:
+    """Copy weights from a saved model into ``model`` layer by layer, matched by name.
+
+    Returns:
+        (layers copied, layers of ``model`` that have weights).
+
+    Raises:
+        ValueError: when no layer matches (most likely another architecture).
+    """
+    source = keras.saving.load_model(source_path, compile=False, safe_mode=True)
+    by_name = {layer.name: layer for layer in source.layers}
+    copied = total = 0
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        total += 1
+        match = by_name.get(layer.name)
+        if match is None:
+            continue
+        weights = match.get_weights()
+        if [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(weights)
+            copied += 1
+    if copied == 0:
+        raise ValueError(f"{source_path}: no layer matches the new model; another architecture?")
+    return copied, total
 
 
 def _record_invocation(state: dict[str, Any], command: str | None) -> None:

@@ -339,3 +339,44 @@ def test_dice_loss_by_hand():
 def test_task_and_architecture_must_agree(tmp_path):
     with pytest.raises(ValueError, match="is an identifier, not a classifier"):
         training.train("classifier", str(tmp_path), "highpass-unet", str(tmp_path / "out"))
+
+
+def test_warm_start_copies_matching_layers_from_an_exported_classifier(tmp_path):
+    # The exported classifier has no blur-map head; a training network with one gets every
+    # other layer's weights, and predicts exactly like the source before any training step.
+    source = build_model("highpass-evidence-classifier", input_size=SIZE, **TINY_CLASSIFIER)
+    images = np.random.default_rng(2).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    source(images)
+    path = str(tmp_path / "source.keras")
+    source.save(path)
+    target = build_model(
+        "highpass-evidence-classifier", input_size=SIZE, blur_map_output=True, **TINY_CLASSIFIER
+    )
+    copied, total = training.copy_matching_weights(path, target)
+    assert 0 < copied < total
+    np.testing.assert_allclose(
+        target.predict(images, verbose=0)[0], source.predict(images, verbose=0), atol=1e-5
+    )
+    other = keras.Sequential(
+        [keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(2, 3, name="unrelated_conv")]
+    )
+    with pytest.raises(ValueError, match="no layer matches"):
+        training.copy_matching_weights(path, other)
+
+
+def test_warm_started_run_records_its_source_and_crop_scale(tiny_data, tmp_path):
+    first = training.train(
+        "identifier", tiny_data, "highpass-unet", str(tmp_path / "a"), epochs=1,
+        steps_per_epoch=2, batch_size=4, image_size=SIZE, model_kwargs=TINY_UNET, log=print,
+    )
+    lines: list[str] = []
+    result = training.train(
+        "identifier", tiny_data, "highpass-unet", str(tmp_path / "b"), epochs=1,
+        steps_per_epoch=2, batch_size=4, image_size=SIZE, model_kwargs=TINY_UNET,
+        init_from=first.model_path, max_crop_scale=1.5, log=lines.append,
+    )
+    assert any("warm start" in line for line in lines)
+    summary = json.loads((tmp_path / "b" / "train_summary.json").read_text())
+    assert summary["arguments"]["init_from"] == first.model_path
+    assert summary["arguments"]["max_crop_scale"] == 1.5
+    assert result.epochs_run == 1
