@@ -34,11 +34,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from sbdn_pipeline import images, inference, inputs, masks, progress, schemas, tiling
 from sbdn_pipeline.inference import ImageSource, ModelInfo, TiledKerasModelHandler, ViewSpec
-from sbdn_pipeline.options import (
-    MASK_REFINE_LONG_SIDE,
-    DetectOptions,
-    make_runner,
-)
+from sbdn_pipeline.options import DetectOptions, make_runner
 
 _LOGGER = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sbdn"
@@ -492,18 +488,6 @@ def write_overlay(record: ImageRecord, pixels: np.ndarray, mask: np.ndarray,
     return target
 
 
-def refined_mask(source: ImageSource, view: ViewSpec, coarse: np.ndarray) -> tuple[np.ndarray,
-                                                                                   np.ndarray]:
-    """The identifier's mask refined by the image's edges at (up to) native resolution.
-
-    Returns:
-        (refined mask covering the whole image, the RGB pixels it was refined on).
-    """
-    pixels = inference.shrink_to_long_side(source.decode_for(view).pixels,
-                                           MASK_REFINE_LONG_SIDE)
-    return masks.refine_mask(coarse, pixels), pixels
-
-
 class SegmentBlur(beam.PTransform):
     """Blurry ImageRecords -> result rows with mask and statistics; errors tagged.
 
@@ -535,7 +519,7 @@ class SegmentBlur(beam.PTransform):
         (record, plan, info), predictions = keyed
         self._segmented.inc()
         coarse = inference.identifier_mask(predictions, plan, info, self._model.mask_stride)
-        mask, pixels = refined_mask(record.source, self._view, coarse)
+        mask, pixels = inference.refine_to_image(record.source, self._view, coarse)
         record.source = None  # the image's last model has run
         options = self._options
         row = blurry_result_row(record, mask, options, self._classifier_id,

@@ -309,6 +309,21 @@ def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
     return (mask * weight + fill * prior) / (weight + prior)
 
 
+def refine_to_image(source: ImageSource, spec: ViewSpec, coarse: np.ndarray,
+                    long_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Refine an identifier mask by the image's edges, at the decoded resolution (capped).
+
+    Returns:
+        (refined mask covering the whole image, the RGB pixels it was refined on).
+    """
+    from sbdn_pipeline import masks
+    from sbdn_pipeline.options import MASK_REFINE_LONG_SIDE
+
+    pixels = shrink_to_long_side(source.decode_for(spec).pixels,
+                                 long_side or MASK_REFINE_LONG_SIDE)
+    return masks.refine_mask(coarse, pixels), pixels
+
+
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a float mask (h, w) to (height, width)."""
     from PIL import Image
@@ -575,9 +590,18 @@ class TiledKerasModelHandler(KerasModelHandler):
         model: Any,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[np.ndarray]:
-        stacked = np.concatenate(batch).astype(np.float32, copy=False)
-        outputs = [np.asarray(model.predict_on_batch(stacked[start:start + self._calls_of]))
-                   for start in range(0, len(stacked), self._calls_of)]
-        predictions = np.concatenate(outputs)
-        bounds = np.cumsum([len(example) for example in batch])[:-1]
-        return np.split(predictions, bounds)
+        return predict_stacks(model, batch, self._calls_of)
+
+
+def predict_stacks(model: Any, stacks: Sequence[np.ndarray], chunk: int) -> list[np.ndarray]:
+    """Run several images' input stacks (n_i, S, S, 3) through a model, in calls of <= chunk.
+
+    Returns:
+        One output array (n_i, ...) per stack, in order.
+    """
+    stacked = np.concatenate(stacks).astype(np.float32, copy=False)
+    outputs = [np.asarray(model.predict_on_batch(stacked[start:start + chunk]))
+               for start in range(0, len(stacked), chunk)]
+    predictions = np.concatenate(outputs)
+    bounds = np.cumsum([len(stack) for stack in stacks])[:-1]
+    return np.split(predictions, bounds)

@@ -126,9 +126,9 @@ def grey(pixels: np.ndarray) -> np.ndarray:
 
 
 # Guided refinement: window radius in coarse-mask pixels and the regularisation (on a grey
-# image in [0, 1]; 1e-3 follows edges of about 3% contrast and more).
+# image in [0, 1]; 1e-2 follows edges of about 10% contrast and more, not fine texture).
 REFINE_RADIUS_MASK_PIXELS = 2.0
-REFINE_EPS = 1e-3
+REFINE_EPS = 1e-2
 
 
 def refine_mask(coarse: np.ndarray, guide_pixels: np.ndarray,

@@ -34,7 +34,7 @@ OVERLAY_LONG_SIDE = 1024
 # Tiles at (or within 2x of) native scale per image, for each model (0 = letterbox only), and
 # how the classifier's tile probabilities become one P(blurry) (sbdn_pipeline.tiling).
 # Budgets chosen to keep the detect job's speed (README, "Performance").
-DEFAULT_CLASSIFIER_TILES = 2
+DEFAULT_CLASSIFIER_TILES = 1
 DEFAULT_TILE_POOLING = "mean"
 DEFAULT_IDENTIFIER_TILES = 2
 # The identifier's stitched mask is refined (guided by the image) at the decoded image's

@@ -66,3 +66,77 @@ def test_missing_and_garbage_model_files_give_clear_errors(tmp_path) -> None:
     garbage.write_bytes(b"not a zip file")
     with pytest.raises(inference.ModelFileError, match="cannot load Keras model"):
         inference.inspect_model(str(garbage), "classifier")
+
+
+# --- tiles: views, inputs, pooling, handler --------------------------------------------------
+
+
+def test_image_source_gives_each_view_its_own_jpeg_decode() -> None:
+    data = imagegen.encode(imagegen.sharp_image(768, 1024, 3), "JPEG", quality=95)
+    source = inference.ImageSource(data)
+    at_two = inference.ViewSpec(384, tiles=2)   # plan at 2x: JPEG decoded at half size
+    native = inference.ViewSpec(384, tiles=6)   # plan at native scale
+    assert source.decode_for(at_two).pixels.shape == (384, 512, 3)
+    assert (source.width, source.height, source.format) == (1024, 768, "JPEG")
+    assert source.decode_for(native).pixels.shape == (768, 1024, 3)
+    pixels, plan = inference.model_pixels(source, at_two)
+    assert pixels.shape == (384, 512, 3) and plan.count == 2
+    # The same view gives the same pixels whatever other views were asked for before.
+    fresh, _ = inference.model_pixels(inference.ImageSource(data), at_two)
+    np.testing.assert_array_equal(pixels, fresh)
+
+
+def test_model_inputs_are_tiles_then_the_global_view() -> None:
+    image = np.full((300, 500, 3), 120, np.uint8)
+    view = inference.ViewSpec(64, tiles=4)
+    source = inference.ImageSource(imagegen.encode(image, "PNG"))
+    pixels, plan = inference.model_pixels(source, view)
+    batch, info = inference.model_inputs(pixels, plan, 64, with_global=True)
+    assert batch.shape == (plan.count + 1, 64, 64, 3)
+    assert info is not None and info.content_width == 64
+    only_tiles, none = inference.model_inputs(pixels, plan, 64, with_global=False)
+    assert only_tiles.shape == (plan.count, 64, 64, 3) and none is None
+    letterbox_only, _ = inference.model_inputs(pixels, None, 64, with_global=False)
+    assert letterbox_only.shape == (1, 64, 64, 3)
+
+
+def test_pooled_probability_reads_tiles_first_and_the_global_view_last() -> None:
+    plan = inference.ViewSpec(64, tiles=4).plan(128, 128)
+    assert plan.count == 4
+    outputs = np.array([[0.2], [0.4], [0.6], [0.8], [0.1]], np.float32)
+    assert inference.pooled_probability(outputs, plan, True, "mean") == pytest.approx(0.5)
+    assert inference.pooled_probability(outputs, plan, True, "max+global") == pytest.approx(0.45)
+    assert inference.pooled_probability(outputs[:1], None, False, "mean") == pytest.approx(0.2)
+
+
+def test_identifier_mask_fills_tile_gaps_from_the_global_view() -> None:
+    view = inference.ViewSpec(64, tiles=1, align=4)
+    plan = view.plan(300, 300)  # one 64 px tile at 2x (150 x 150): most of the frame unseen
+    assert not plan.covers
+    info = inference.letterbox_geometry(150, 150, 64)
+    outputs = np.concatenate([np.ones((1, 16, 16, 1)), np.zeros((1, 16, 16, 1))]).astype(
+        np.float32)
+    mask = inference.identifier_mask(outputs, plan, info, stride=4)
+    assert mask.shape == (38, 38)
+    assert mask[19, 19] > 0.9   # the tile in the middle said blurred
+    assert mask[2, 2] < 0.05    # the global view (all sharp) decides where no tile looked
+
+
+def test_tiled_handler_runs_all_tiles_of_a_batch_and_splits_them_back() -> None:
+    calls = []
+
+    class Doubling:
+        def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+            calls.append(len(batch))
+            return batch[:, 0, 0, :1] * 2
+
+    info = inference.ModelInfo(path="unused.keras", sha256="0" * 64, role="classifier",
+                               input_size=4)
+    handler = inference.TiledKerasModelHandler(info, batch_size=3)
+    images = [np.full((n, 4, 4, 3), float(n), np.float32) for n in (2, 1, 4)]
+    outputs = list(handler.run_inference(images, Doubling()))
+    assert [len(out) for out in outputs] == [2, 1, 4]
+    assert [float(out[0, 0]) for out in outputs] == [4.0, 2.0, 8.0]
+    assert calls == [3, 3, 1]  # 7 tiles in model calls of at most batch_size
+    assert handler.batch_elements_kwargs()["max_batch_size"] == 3
+    assert handler.batch_elements_kwargs()["element_size_fn"]((None, images[2])) == 4

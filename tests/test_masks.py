@@ -54,3 +54,52 @@ def test_mask_png_round_trip_keeps_confidences_to_8_bits() -> None:
     decoded = masks.decode_mask_png(masks.encode_mask_png(mask))
     assert decoded.shape == (8, 8)
     assert np.abs(decoded - mask).max() <= 0.5 / 255 + 1e-6
+
+
+def _step_image(height: int, width: int, edge: int, seed: int = 0) -> np.ndarray:
+    """Dark left of column ``edge``, bright right of it, with a little sensor-like noise."""
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width, 3), 200.0)
+    image[:, :edge] = 50.0
+    return np.clip(image + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8)
+
+
+def test_guided_refinement_moves_a_blocky_mask_edge_onto_the_image_edge() -> None:
+    from sbdn_pipeline.inference import resize_mask
+
+    height, width, edge, block = 96, 200, 101, 8
+    image = _step_image(height, width, edge)
+    # The identifier's blocky answer: blurred up to the block border at 96, 5 px short.
+    coarse = np.zeros((height // block, width // block), np.float32)
+    coarse[:, : 96 // block] = 1.0
+    refined = masks.refine_mask(coarse, image)
+    assert refined.shape == (height, width) and refined.dtype == np.float32
+    assert refined.min() >= 0.0 and refined.max() <= 1.0
+    for row in refined:
+        assert np.all(row[: edge - 1] >= 0.5) and np.all(row[edge + 1:] < 0.5)
+    # Plain bilinear upsampling keeps the block border instead.
+    plain = resize_mask(coarse, height, width)
+    assert int(np.argmax(plain[48] < 0.5)) <= 97
+
+
+def test_guided_refinement_keeps_a_uniform_mask_uniform() -> None:
+    image = _step_image(64, 64, 30)
+    for value in (0.0, 1.0):
+        refined = masks.refine_mask(np.full((16, 16), value, np.float32), image)
+        np.testing.assert_allclose(refined, value, atol=1e-4)
+
+
+def test_guided_filter_smooths_where_the_guide_is_flat() -> None:
+    flat = np.full((40, 40), 0.5, np.float32)
+    noisy = np.random.default_rng(1).random((40, 40)).astype(np.float32)
+    smoothed = masks.guided_filter(flat, noisy, radius=3, eps=1e-2)
+    assert smoothed.std() < noisy.std() / 3
+
+
+def test_stored_mask_is_reduced_to_the_png_long_side() -> None:
+    big = np.random.default_rng(2).random((768, 1024)).astype(np.float32)
+    stored = masks.reduce_for_storage(big, 512)
+    assert stored.shape == (384, 512)
+    assert stored.mean() == pytest.approx(big.mean(), abs=1e-3)
+    small = np.zeros((100, 80), np.float32)
+    assert masks.reduce_for_storage(small, 512).shape == (100, 80)

@@ -84,17 +84,19 @@ def load_models(
     return loaded, max((info.input_size for _, info in loaded.values()), default=0)
 
 
-def model_view(data: bytes, working_long_side: int) -> np.ndarray:
-    """Decode image bytes and reduce them exactly as the detect job does before letterboxing.
+def model_view(data: bytes, working_long_side: int) -> Any:
+    """An image as the detect job holds it: its bytes, decoded for each model on demand.
 
-    Large JPEGs are decoded with a DCT-domain downscale, then area-shrunk so the long side is
-    at most ``working_long_side`` (the largest model input).
+    Each model then sees the decode and scale its own tile options ask for
+    (:func:`sbdn_pipeline.inference.model_pixels`), exactly as in the detect job.
+    ``working_long_side`` is no longer needed (models choose their own scale); kept for callers.
+
+    Returns:
+        An :class:`sbdn_pipeline.inference.ImageSource`.
     """
-    from sbdn_pipeline.inference import shrink_to_long_side
-    from sbdn_pipeline import images
+    from sbdn_pipeline.inference import ImageSource
 
-    decoded = images.decode_image(data, target_long_side=working_long_side)
-    return shrink_to_long_side(decoded.pixels, working_long_side)
+    return ImageSource(data)
 
 
 def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -107,27 +109,70 @@ def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.BILINEAR), dtype="float32")
 
 
-def predict_classifier(model: Any, size: int, views: list[np.ndarray]) -> np.ndarray:
-    """P(blurry) for a list of RGB uint8 views (letterboxed here, as the detect job does)."""
-    from sbdn_pipeline import inference
+def predict_classifier(
+    model: Any, size: int, views: list[Any], pooled: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """P(blurry) for a list of views (:func:`model_view`), tiled and pooled as detect does.
 
-    batch = np.stack([inference.letterbox(view, size)[0] for view in views])
-    return np.asarray(model.predict_on_batch(batch), dtype="float64").reshape(-1)
+    Uses the detect job's default tile budget and pooling. Each image's tiles and its global
+    view (the letterbox) go through the model once; when ``pooled`` is a dict it is filled
+    with every pooling method's P per image (``p_mean``, ``p_topk``, ``p_max``, ``p_global``,
+    ``p_mean_global``, ...), so the default can be chosen on a validation split.
+    """
+    from sbdn_pipeline import inference, tiling
+    from sbdn_pipeline.options import DEFAULT_CLASSIFIER_TILES, DEFAULT_TILE_POOLING
+
+    view_spec = inference.ViewSpec(size, DEFAULT_CLASSIFIER_TILES)
+    stacks, plans = [], []
+    for view in views:
+        pixels, plan = inference.model_pixels(view, view_spec)
+        stacks.append(inference.model_inputs(pixels, plan, size, with_global=True)[0])
+        plans.append(plan)
+    outputs = inference.predict_stacks(model, stacks, chunk=16)
+    per_method: dict[str, list[float]] = {method: [] for method in tiling.POOLING_METHODS}
+    for output, plan in zip(outputs, plans):
+        values = np.asarray(output, "float64").reshape(-1)
+        if plan is None:  # letterbox only: every method is the global view
+            values = np.concatenate([values, values])
+            plan_count = 1
+        else:
+            plan_count = plan.count
+        for method, value in tiling.pool_all(values[:plan_count], values[plan_count]).items():
+            per_method[method].append(value)
+    if pooled is not None:
+        pooled.update({f"p_{method.replace('+', '_')}": np.array(values)
+                       for method, values in per_method.items()})
+    return np.array(per_method[DEFAULT_TILE_POOLING], dtype="float64")
 
 
 def predict_masks(
-    model: Any, size: int, views: list[np.ndarray], shapes: list[tuple[int, int]]
+    model: Any, size: int, views: list[Any], shapes: list[tuple[int, int]]
 ) -> list[np.ndarray]:
-    """Identifier masks mapped back onto images of the given (height, width)."""
-    from sbdn_pipeline import inference
+    """Identifier masks on images of the given (height, width), made as the detect job does.
 
-    boxed = [inference.letterbox(view, size) for view in views]
-    outputs = np.asarray(model.predict_on_batch(np.stack([pixels for pixels, _ in boxed])))
-    masks = []
-    for output, (_, info), (height, width) in zip(outputs, boxed, shapes):
-        content = inference.unletterbox_mask(output.astype("float32"), info)
-        masks.append(np.clip(_resize_mask(content, height, width), 0.0, 1.0))
-    return masks
+    Native-scale tiles (the default identifier budget), stitched, refined by the image's edges
+    (guided filter) at the decoded resolution (capped as in detect), resized to the shape.
+    """
+    from sbdn_pipeline import inference
+    from sbdn_pipeline.options import DEFAULT_IDENTIFIER_TILES
+
+    probe = np.asarray(model.predict_on_batch(np.zeros((1, size, size, 3), np.float32)))
+    stride = size // int(probe.shape[1])
+    view_spec = inference.ViewSpec(size, DEFAULT_IDENTIFIER_TILES, align=stride)
+    stacks, geometry = [], []
+    for view in views:
+        pixels, plan = inference.model_pixels(view, view_spec)
+        use_global = plan is not None and not plan.covers
+        stack, info = inference.model_inputs(pixels, plan, size, use_global)
+        stacks.append(stack)
+        geometry.append((plan, info))
+    outputs = inference.predict_stacks(model, stacks, chunk=16)
+    result = []
+    for output, (plan, info), view, (height, width) in zip(outputs, geometry, views, shapes):
+        coarse = inference.identifier_mask(output, plan, info, stride)
+        refined, _ = inference.refine_to_image(view, view_spec, coarse)
+        result.append(np.clip(_resize_mask(refined, height, width), 0.0, 1.0))
+    return result
 
 
 # --- data set input ---------------------------------------------------------------------------
@@ -361,7 +406,8 @@ def evaluate_dataset(
         scores = masks = None
         if MODEL_CLASSIFIER in loaded:
             model, info = loaded[MODEL_CLASSIFIER]
-            scores = predict_classifier(model, info.input_size, views)
+            pooled: dict[str, np.ndarray] = {}
+            scores = predict_classifier(model, info.input_size, views, pooled)
         if MODEL_IDENTIFIER in loaded:
             model, info = loaded[MODEL_IDENTIFIER]
             masks = predict_masks(model, info.input_size, views, shapes)
@@ -395,6 +441,8 @@ def evaluate_dataset(
             }
             if scores is not None:
                 row["classifier_score"] = float(scores[index])
+                # Every tile pooling's P, to choose the detect job's default on val.
+                row.update({key: float(values[index]) for key, values in pooled.items()})
             if masks is not None:
                 predicted = masks[index]
                 row["predicted_area_fraction"] = float(np.mean(predicted >= mask_threshold))
@@ -711,10 +759,13 @@ def evaluate_folder(
             rows.append(row)
         if decoded and MODEL_CLASSIFIER in loaded:
             model, info = loaded[MODEL_CLASSIFIER]
-            scores = predict_classifier(model, info.input_size, [view for _, view in decoded])
-            for (row, _), score in zip(decoded, scores):
+            pooled_folder: dict[str, np.ndarray] = {}
+            scores = predict_classifier(model, info.input_size, [view for _, view in decoded],
+                                        pooled_folder)
+            for index, ((row, _), score) in enumerate(zip(decoded, scores)):
                 row["blur_probability"] = float(score)
                 row["blurry"] = bool(score >= threshold)
+                row.update({key: float(values[index]) for key, values in pooled_folder.items()})
         if decoded and MODEL_IDENTIFIER in loaded:
             model, info = loaded[MODEL_IDENTIFIER]
             shapes = [(row["height"], row["width"]) for row, _ in decoded]

@@ -169,3 +169,112 @@ def test_overlays_are_written_for_blurry_images_only(mixed_folder, tiny_models, 
     # Tinted red where the mask says blurred (left half), untouched texture on the right.
     assert redness[10:-10, 5: width // 2 - 10].mean() > 60
     assert abs(redness[10:-10, width // 2 + 10: -5].mean()) < 30
+
+
+def _records(folder: str, names: list[str], view) -> list:
+    from sbdn_pipeline.inference import ImageSource
+
+    records = []
+    for name in names:
+        path = os.path.join(folder, name)
+        data = open(path, "rb").read()
+        source = ImageSource(data)
+        decoded = source.decode_for(view)
+        records.append(detect.ImageRecord(uri=path, sha256="x", size_bytes=len(data),
+                                          modified_at_us=None, format=decoded.format,
+                                          width=decoded.width, height=decoded.height,
+                                          source=source))
+    return records
+
+
+def test_classify_blur_turns_a_failing_image_into_its_own_error_row(
+        mixed_folder, tiny_models) -> None:
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    classifier = inference.inspect_model(tiny_models["classifier"], "classifier")
+    options = DetectOptions(input="unused", output="unused", classifier_path=classifier.path,
+                            identifier_path=classifier.path, batch_size=4, classifier_tiles=4)
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    records = _records(folder, ["sharp_0.png", "blurred_0.png", "sharp_1.png"],
+                       detect.classifier_view(classifier, options))
+    records[1].source = None  # its tiles cannot be made: must fail alone, not the batch
+    with TestPipeline() as pipeline:
+        out = (pipeline | beam.Create(records)
+               | detect.ClassifyBlur(classifier, options, "run-1"))
+        assert_that(out["classified"] | "Verdicts" >> beam.Map(
+            lambda r: (os.path.basename(r.uri), r.blur_probability < 0.5)),
+            equal_to([("sharp_0.png", True), ("sharp_1.png", True)]), label="classified")
+        assert_that(out["errors"] | "Errors" >> beam.Map(
+            lambda row: (os.path.basename(row["image_uri"]), row["stage"], row["error_type"])),
+            equal_to([("blurred_0.png", schemas.STAGE_CLASSIFY, "tiling_error")]),
+            label="errors")
+
+
+def test_segment_blur_turns_a_failing_image_into_its_own_error_row(
+        mixed_folder, tiny_models) -> None:
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    classifier = inference.inspect_model(tiny_models["classifier"], "classifier")
+    identifier = inference.inspect_model(tiny_models["identifier"], "identifier")
+    options = DetectOptions(input="unused", output="unused", classifier_path=classifier.path,
+                            identifier_path=identifier.path, batch_size=4)
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    records = _records(folder, ["blurred_0.png", "blurred_1.png"],
+                       detect.identifier_view(identifier, options))
+    for record in records:
+        record.blur_probability = 0.9
+    records[0].source = None
+    with TestPipeline() as pipeline:
+        out = (pipeline | beam.Create(records)
+               | detect.SegmentBlur(identifier, options, "c", "run-1"))
+        assert_that(out["rows"] | "Rows" >> beam.Map(
+            lambda row: (os.path.basename(row["image_uri"]), row["blur_area_fraction"] > 0.5)),
+            equal_to([("blurred_1.png", True)]), label="rows")
+        assert_that(out["errors"] | "Errors" >> beam.Map(
+            lambda row: (os.path.basename(row["image_uri"]), row["stage"], row["error_type"])),
+            equal_to([("blurred_0.png", schemas.STAGE_SEGMENT, "tiling_error")]),
+            label="errors")
+
+
+def test_probability_does_not_depend_on_identifier_or_overlay_options(
+        mixed_folder, tiny_models, tmp_path) -> None:
+    from tests import imagegen
+
+    # Large JPEGs: the classifier's plan is at 2x (half-size DCT decode), the identifier's
+    # letterbox would take an 8x DCT decode, overlays want more pixels: P must not move.
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, pixels in (("sharp.jpg", imagegen.sharp_image(600, 800, 1)),
+                         ("blurred.jpg", imagegen.blurred_image(600, 800, 2))):
+        (folder / name).write_bytes(imagegen.encode(pixels, "JPEG", quality=95))
+    (folder / "small.png").write_bytes(
+        imagegen.encode(imagegen.blurred_image(96, 96, 3), "PNG"))
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    run_detect(str(folder), first, tiny_models, identifier_tiles=0)
+    run_detect(str(folder), second, tiny_models, identifier_tiles=8,
+               overlays_dir=str(tmp_path / "overlays"))
+    a = {r["image_uri"]: r["blur_probability"] for r in read_table(first, "results").to_pylist()}
+    b = {r["image_uri"]: r["blur_probability"] for r in read_table(second, "results").to_pylist()}
+    assert a == b and len(a) == 3
+    # The identifier's tiles are at 2x: its mask is refined on the half-size decode (400 px).
+    widths = {r["image_uri"]: r["mask_width"] for r in read_table(second, "results").to_pylist()}
+    assert widths[str(folder / "blurred.jpg")] == 400
+
+
+def test_letterbox_only_classifier_is_available_and_differs_from_tiles(
+        mixed_folder, tiny_models, tmp_path) -> None:
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    pattern = os.path.join(folder, "*.png")
+    # 4 tiles: 64 px tiles at native scale (with budget 1 a 96 px image is one tile at 1.5x,
+    # which is its letterbox).
+    run_detect(pattern, str(tmp_path / "tiles"), tiny_models, classifier_tiles=4)
+    run_detect(pattern, str(tmp_path / "letterbox"), tiny_models, classifier_tiles=0)
+    tiles = read_table(str(tmp_path / "tiles"), "results").to_pylist()
+    boxed = read_table(str(tmp_path / "letterbox"), "results").to_pylist()
+    assert [r["is_blurry"] for r in sorted(tiles, key=lambda r: r["image_uri"])] == [
+        r["is_blurry"] for r in sorted(boxed, key=lambda r: r["image_uri"])]
+    assert {r["blur_probability"] for r in tiles} != {r["blur_probability"] for r in boxed}
