@@ -493,7 +493,7 @@ class SegmentBlur(beam.PTransform):
 
     Each image's native-scale tiles go through the identifier as one element; the tile masks
     (1/4 of the analysed resolution) are stitched, then refined by the image's own edges
-    (guided filter) to the decoded resolution, from which area and regions are computed.
+    (guided filter) back to the analysed resolution, from which area and regions are computed.
     """
 
     def __init__(self, model: ModelInfo, options: DetectOptions, classifier_id: str,
@@ -507,20 +507,24 @@ class SegmentBlur(beam.PTransform):
         self._threads = intra_op_threads
         self._segmented = Metrics.counter(METRICS_NAMESPACE, COUNTER_SEGMENTED)
 
-    def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any, Any],
+    def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any, Any, Any],
                                                          np.ndarray]:
-        """((record, plan, global view geometry), batch); the global view fills tile gaps."""
+        """((record, plan, global view geometry, analysed pixels), batch).
+
+        The global view is added only where the tiles leave gaps; the analysed pixels guide
+        the mask's refinement later.
+        """
         pixels, plan = inference.model_pixels(record.source, self._view)
+        record.source = None  # the image's last model: only the analysed copy is needed now
         use_global = plan is not None and not plan.covers
         batch, info = inference.model_inputs(pixels, plan, self._model.input_size, use_global)
-        return (record, plan, info), batch
+        return (record, plan, info, pixels), batch
 
-    def to_row(self, keyed: tuple[tuple[ImageRecord, Any, Any], Any]) -> dict[str, Any]:
-        (record, plan, info), predictions = keyed
+    def to_row(self, keyed: tuple[tuple[ImageRecord, Any, Any, Any], Any]) -> dict[str, Any]:
+        (record, plan, info, analysed), predictions = keyed
         self._segmented.inc()
         coarse = inference.identifier_mask(predictions, plan, info, self._model.mask_stride)
-        mask, pixels = inference.refine_to_image(record.source, self._view, coarse)
-        record.source = None  # the image's last model has run
+        mask, pixels = inference.refine_to_image(coarse, analysed)
         options = self._options
         row = blurry_result_row(record, mask, options, self._classifier_id,
                                 self._model.model_id, self._run_id)

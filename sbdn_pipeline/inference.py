@@ -309,9 +309,14 @@ def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
     return (mask * weight + fill * prior) / (weight + prior)
 
 
-def refine_to_image(source: ImageSource, spec: ViewSpec, coarse: np.ndarray,
+def refine_to_image(coarse: np.ndarray, pixels: np.ndarray,
                     long_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Refine an identifier mask by the image's edges, at the decoded resolution (capped).
+    """Refine an identifier mask by the image's edges, at the resolution it was analysed at.
+
+    Args:
+        coarse: the stitched mask (1/stride of the analysed resolution), covering the image.
+        pixels: the image as the identifier analysed it (:func:`model_pixels`): native scale
+            when its tiles are, at most 2x below otherwise; capped at ``long_side``.
 
     Returns:
         (refined mask covering the whole image, the RGB pixels it was refined on).
@@ -319,8 +324,7 @@ def refine_to_image(source: ImageSource, spec: ViewSpec, coarse: np.ndarray,
     from sbdn_pipeline import masks
     from sbdn_pipeline.options import MASK_REFINE_LONG_SIDE
 
-    pixels = shrink_to_long_side(source.decode_for(spec).pixels,
-                                 long_side or MASK_REFINE_LONG_SIDE)
+    pixels = shrink_to_long_side(pixels, long_side or MASK_REFINE_LONG_SIDE)
     return masks.refine_mask(coarse, pixels), pixels
 
 

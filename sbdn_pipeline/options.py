@@ -37,8 +37,9 @@ OVERLAY_LONG_SIDE = 1024
 DEFAULT_CLASSIFIER_TILES = 1
 DEFAULT_TILE_POOLING = "mean"
 DEFAULT_IDENTIFIER_TILES = 2
-# The identifier's stitched mask is refined (guided by the image) at the decoded image's
-# resolution, capped at this long side; blur_area_fraction and regions come from it.
+# The identifier's stitched mask is refined (guided by the image) at the resolution the
+# identifier analysed (native when its budget covers the frame at native scale, at most 2x
+# below), capped at this long side; blur_area_fraction and regions come from it.
 MASK_REFINE_LONG_SIDE = 1024
 # mask_png stores the refined mask reduced to at most this long side (small Parquet rows).
 MASK_PNG_LONG_SIDE = 512

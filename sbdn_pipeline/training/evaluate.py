@@ -151,7 +151,7 @@ def predict_masks(
     """Identifier masks on images of the given (height, width), made as the detect job does.
 
     Native-scale tiles (the default identifier budget), stitched, refined by the image's edges
-    (guided filter) at the decoded resolution (capped as in detect), resized to the shape.
+    (guided filter) at the analysed resolution (capped as in detect), resized to the shape.
     """
     from sbdn_pipeline import inference
     from sbdn_pipeline.options import DEFAULT_IDENTIFIER_TILES
@@ -165,12 +165,12 @@ def predict_masks(
         use_global = plan is not None and not plan.covers
         stack, info = inference.model_inputs(pixels, plan, size, use_global)
         stacks.append(stack)
-        geometry.append((plan, info))
+        geometry.append((plan, info, pixels))
     outputs = inference.predict_stacks(model, stacks, chunk=16)
     result = []
-    for output, (plan, info), view, (height, width) in zip(outputs, geometry, views, shapes):
+    for output, (plan, info, pixels), (height, width) in zip(outputs, geometry, shapes):
         coarse = inference.identifier_mask(output, plan, info, stride)
-        refined, _ = inference.refine_to_image(view, view_spec, coarse)
+        refined, _ = inference.refine_to_image(coarse, pixels)
         result.append(np.clip(_resize_mask(refined, height, width), 0.0, 1.0))
     return result
 
