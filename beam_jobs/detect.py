@@ -298,9 +298,11 @@ class DecodeImages(beam.PTransform):
 
 def _record_of(element: Any) -> ImageRecord:
     """The ImageRecord inside an element of the model stages (record, (record, x), ...)."""
-    while not isinstance(element, ImageRecord):
+    for _ in range(4):  # elements nest the record at most three tuples deep
+        if isinstance(element, ImageRecord):
+            return element
         element = element[0]
-    return element
+    raise TypeError(f"no ImageRecord in {type(element).__name__}")
 
 
 def _image_error(record: ImageRecord, stage: str, error_type: str, message: str,
@@ -405,8 +407,13 @@ def classifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
 
 
 def identifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
-    """How the identifier looks at images: tile starts on whole mask pixels."""
-    return ViewSpec(model.input_size, options.identifier_tiles, align=model.mask_stride)
+    """How the identifier looks at images: tile starts on whole mask pixels.
+
+    Its tiles always cover the frame (a mask must cover all of it): when the budget cannot at
+    2x, they go further down, which costs no more model passes than the budget.
+    """
+    return ViewSpec(model.input_size, options.identifier_tiles, align=model.mask_stride,
+                    max_scale=None)
 
 
 def sharp_result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,

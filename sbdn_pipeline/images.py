@@ -129,9 +129,6 @@ def jpeg_downscale_ratio(width: int, height: int, target_long_side: int | None) 
     return 1
 
 
-_jpeg_ratio = jpeg_downscale_ratio
-
-
 def _first_gif_frame(data: bytes) -> np.ndarray:
     """First frame of a GIF, decoded alone.
 

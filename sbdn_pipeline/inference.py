@@ -194,17 +194,20 @@ class ViewSpec:
         size: side S of the model's square input.
         tiles: most tiles per image; 0 = the letterbox of the whole image only.
         align: tile starts are multiples of this (an identifier's mask stride).
+        max_scale: largest downscale of the tiles (None: as far as covering the frame needs).
     """
 
     size: int
     tiles: int = 0
     align: int = 1
+    max_scale: float | None = tiling.MAX_TILE_SCALE
 
     def plan(self, height: int, width: int) -> tiling.TilePlan | None:
         """The tiles of an image of (height, width); None for letterbox only."""
         if not self.tiles:
             return None
-        return tiling.plan_tiles(height, width, self.size, self.tiles, self.align)
+        return tiling.plan_tiles(height, width, self.size, self.tiles, self.align,
+                                 self.max_scale)
 
     def jpeg_ratio(self, height: int, width: int) -> int:
         """DCT-domain downscale a JPEG of this size may be decoded with for this model."""

@@ -155,7 +155,7 @@ def refine_mask(coarse: np.ndarray, guide_pixels: np.ndarray,
     height, width = guide_pixels.shape[:2]
     guide = grey(guide_pixels)
     block = max(height / coarse.shape[0], width / coarse.shape[1])
-    step = max(1, int(block // 2))
+    step = max(1, int(round(block / 2)))
     low_size = (max(1, round(height / step)), max(1, round(width / step)))
     guide_low = _resize_area_float(guide, *low_size)
     source_low = resize_mask(coarse, *low_size)
@@ -197,7 +197,9 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
 
     grey = np.clip(np.rint(np.asarray(mask, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(grey, mode="L").save(buffer, format="PNG", optimize=False, compress_level=6)
+    # Level 1: masks are smooth and compress well anyway; level 6 took longer than the
+    # identifier's post-processing once masks were refined to hundreds of pixels.
+    Image.fromarray(grey, mode="L").save(buffer, format="PNG", optimize=False, compress_level=1)
     return buffer.getvalue()
 
 

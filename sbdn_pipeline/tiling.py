@@ -100,20 +100,22 @@ def _covering_count(height: int, width: int, tile: int, scale: float) -> int:
 
 
 def choose_scale(height: int, width: int, tile: int, budget: int,
-                 max_scale: float = MAX_TILE_SCALE) -> tuple[float, bool]:
+                 max_scale: float | None = MAX_TILE_SCALE) -> tuple[float, bool]:
     """Smallest downscale in [1, max_scale] at which ``budget`` tiles cover the frame.
 
     Returns:
-        (scale, covered); (max_scale, False) when even max_scale is not enough.
+        (scale, covered); (max_scale, False) when even max_scale is not enough. With
+        max_scale None the budget always covers (at worst one tile holds the whole image).
     """
     if budget < 1:
         raise ValueError(f"tile budget must be at least 1, got {budget}")
     # The tile count only changes where a side becomes exactly k tiles long: try those.
-    candidates = {1.0, float(max_scale)}
+    upper = math.inf if max_scale is None else float(max_scale)
+    candidates = {1.0} | ({upper} if max_scale is not None else set())
     for side in (height, width):
         for k in range(1, tiles_to_cover(side, tile) + 1):
             candidates.add(side / (k * tile))
-    for scale in sorted(c for c in candidates if 1.0 <= c <= max_scale):
+    for scale in sorted(c for c in candidates if 1.0 <= c <= upper):
         if _covering_count(height, width, tile, scale) <= budget:
             return scale, True
     return float(max_scale), False
@@ -156,7 +158,7 @@ def grid_positions(length: int, tile: int, n: int, align: int = 1) -> tuple[int,
 
 
 def plan_tiles(height: int, width: int, tile: int, budget: int, align: int = 1,
-               max_scale: float = MAX_TILE_SCALE) -> TilePlan:
+               max_scale: float | None = MAX_TILE_SCALE) -> TilePlan:
     """The tiles one model looks at an image of (height, width) through (module docstring).
 
     Args:
@@ -165,7 +167,8 @@ def plan_tiles(height: int, width: int, tile: int, budget: int, align: int = 1,
         tile: the model's input side S.
         budget: most tiles per image (>= 1).
         align: tile starts are multiples of this (the identifier's mask stride).
-        max_scale: largest downscale.
+        max_scale: largest downscale; None: downscale as far as the budget needs to cover
+            the frame (a mask must cover all of it).
     """
     scale, covered = choose_scale(height, width, tile, budget, max_scale)
     rows, cols = scaled_size(height, width, scale)

@@ -153,3 +153,13 @@ def test_stitching_refuses_masks_that_do_not_fit_the_plan() -> None:
     plan = tiling.plan_tiles(100, 150, 64, 16, align=4)
     with pytest.raises(ValueError, match="do not fit"):
         tiling.stitch_masks(np.zeros((plan.count, 8, 8)), plan, stride=4)
+
+
+def test_an_uncapped_plan_always_covers_within_its_budget() -> None:
+    # The identifier's plans: a mask must cover the frame, so they may go beyond 2x.
+    for height, width in [(321, 481), (768, 1024), (720, 1280), (3000, 4000)]:
+        for budget in (1, 2, 4):
+            plan = tiling.plan_tiles(height, width, 320, budget, align=4, max_scale=None)
+            assert plan.covers and plan.count <= budget
+            assert covered_pixels(plan).all()
+    assert tiling.plan_tiles(768, 1024, 320, 2, align=4, max_scale=None).scale == 2.4

@@ -158,7 +158,8 @@ def predict_masks(
 
     probe = np.asarray(model.predict_on_batch(np.zeros((1, size, size, 3), np.float32)))
     stride = size // int(probe.shape[1])
-    view_spec = inference.ViewSpec(size, DEFAULT_IDENTIFIER_TILES, align=stride)
+    view_spec = inference.ViewSpec(size, DEFAULT_IDENTIFIER_TILES, align=stride,
+                                   max_scale=None)  # as detect.identifier_view
     stacks, geometry = [], []
     for view in views:
         pixels, plan = inference.model_pixels(view, view_spec)

@@ -260,9 +260,13 @@ def test_probability_does_not_depend_on_identifier_or_overlay_options(
     a = {r["image_uri"]: r["blur_probability"] for r in read_table(first, "results").to_pylist()}
     b = {r["image_uri"]: r["blur_probability"] for r in read_table(second, "results").to_pylist()}
     assert a == b and len(a) == 3
-    # The identifier's tiles are at 2x: its mask is refined on the half-size decode (400 px).
+    # The mask is refined back to the resolution the identifier's tiles analysed.
+    from sbdn_pipeline import tiling
+
+    analysed = tiling.plan_tiles(600, 800, imagegen.TINY_INPUT_SIZE, 8, align=4, max_scale=None)
+    assert analysed.covers and analysed.scale > 2  # 8 tiles of 64 px cannot cover it at 2x
     widths = {r["image_uri"]: r["mask_width"] for r in read_table(second, "results").to_pylist()}
-    assert widths[str(folder / "blurred.jpg")] == 400
+    assert widths[str(folder / "blurred.jpg")] == analysed.scaled_width
 
 
 def test_letterbox_only_classifier_is_available_and_differs_from_tiles(
