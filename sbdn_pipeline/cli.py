@@ -10,12 +10,7 @@ import sys
 import click
 
 import sbdn_pipeline  # noqa: F401 - quiets TF and Beam start-up noise before they are imported
-from sbdn_pipeline.options import (
-    DEFAULT_CLASSIFIER_TILES,
-    DEFAULT_IDENTIFIER_TILES,
-    DEFAULT_TILE_POOLING,
-)
-from sbdn_pipeline.tiling import POOLING_METHODS
+from sbdn_pipeline.model_cli import tile_options
 
 EPILOG_DETECT = """\b
 Examples:
@@ -121,20 +116,7 @@ def _check_output(output: str) -> None:
               help="Also write, for each blurry image, a JPEG of the photo with blurred pixels "
                    "tinted red and regions boxed, named <image sha256>.jpg (results column "
                    "overlay_uri).")
-@click.option("--classifier-tiles", type=click.IntRange(0, 64),
-              default=DEFAULT_CLASSIFIER_TILES, show_default=True, metavar="N",
-              help="Most tiles per image the classifier sees at (or within 2x of) the image's "
-                   "native scale; 0 = only the whole image letterboxed to the model input.")
-@click.option("--tile-pooling", type=click.Choice(POOLING_METHODS),
-              default=DEFAULT_TILE_POOLING, show_default=True,
-              help="How tile probabilities become P(blurry): mean, topk (mean of the most "
-                   "blurry half), max of the tiles; global = the letterbox alone; "
-                   "NAME+global = average of the two.")
-@click.option("--identifier-tiles", type=click.IntRange(0, 64),
-              default=DEFAULT_IDENTIFIER_TILES, show_default=True, metavar="N",
-              help="Most tiles per blurry image the identifier sees at (or within 2x of) "
-                   "native scale; 0 = the letterbox only. Masks are refined to the image's "
-                   "edges either way.")
+@tile_options
 @click.pass_context
 def detect(
     ctx: click.Context,

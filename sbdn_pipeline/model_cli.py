@@ -7,7 +7,14 @@ import shlex
 import click
 from click.core import ParameterSource
 
-from sbdn_pipeline.options import DEFAULT_BLUR_THRESHOLD, DEFAULT_MASK_THRESHOLD
+from sbdn_pipeline.options import (
+    DEFAULT_BLUR_THRESHOLD,
+    DEFAULT_CLASSIFIER_TILES,
+    DEFAULT_IDENTIFIER_TILES,
+    DEFAULT_MASK_THRESHOLD,
+    DEFAULT_TILE_POOLING,
+)
+from sbdn_pipeline.tiling import POOLING_METHODS
 
 DEFAULT_TIME_BUDGET_MINUTES = 60.0
 
@@ -53,6 +60,30 @@ same photos; its split of the same name is evaluated with the same models and ba
 thresholds. OUT gets own/ and cross-recipe/ (each a full evaluation) and a metrics.json
 with both ("datasets": {"own": ..., "cross-recipe": ...}). Select models on --split val.
 """
+
+
+def tile_options(command):  # noqa: ANN001, ANN201 - a click decorator
+    """--classifier-tiles, --tile-pooling, --identifier-tiles: shared by detect and evaluate."""
+    for option in reversed([
+        click.option(
+            "--classifier-tiles", type=click.IntRange(0, 64), default=DEFAULT_CLASSIFIER_TILES,
+            show_default=True, metavar="N",
+            help="Most tiles per image the classifier sees at (or within 2x of) the image's "
+            "native scale; 0 = only the whole image letterboxed to the model input."),
+        click.option(
+            "--tile-pooling", type=click.Choice(POOLING_METHODS), default=DEFAULT_TILE_POOLING,
+            show_default=True,
+            help="How tile probabilities become P(blurry): mean, topk (mean of the most "
+            "blurry half), max of the tiles; global = the letterbox alone; NAME+global = "
+            "average of the two."),
+        click.option(
+            "--identifier-tiles", type=click.IntRange(0, 64), default=DEFAULT_IDENTIFIER_TILES,
+            show_default=True, metavar="N",
+            help="Most tiles per blurry image the identifier sees at (or within 2x of) native "
+            "scale; 0 = the letterbox only. Masks are refined to the image's edges either way."),
+    ]):
+        command = option(command)
+    return command
 
 
 def _comma_list(value: str | None) -> list[str] | None:
@@ -305,7 +336,8 @@ def train_command(
     help="Evaluate only the first N images.",
 )
 @click.option("--plots/--no-plots", default=True, show_default=True)
-def evaluate_command(
+@tile_options
+def evaluate_command(  # noqa: PLR0913 - one parameter per option
     data: str,
     classifier_path: str | None,
     identifier_path: str | None,
@@ -320,6 +352,9 @@ def evaluate_command(
     batch_size: int,
     max_examples: int | None,
     plots: bool,
+    classifier_tiles: int,
+    tile_pooling: str,
+    identifier_tiles: int,
 ) -> None:
     """Measure models and classic baselines on a data set split (and a cross-recipe one) or a
     folder of images (with optional masks)."""
@@ -345,6 +380,7 @@ def evaluate_command(
             batch_size=batch_size,
             max_examples=max_examples,
             make_plots=plots,
+            tiles=evaluation.TileSettings(classifier_tiles, identifier_tiles, tile_pooling),
             log=click.echo,
         )
     except (ValueError, FileNotFoundError, ModelFileError, InputError) as exc:

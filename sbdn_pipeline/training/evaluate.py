@@ -21,6 +21,7 @@ Metric definitions are in :mod:`sbdn_pipeline.training.metrics`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
 import os
@@ -31,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from sbdn_pipeline import features
-from sbdn_pipeline.options import DEFAULT_BLUR_THRESHOLD, DEFAULT_MASK_THRESHOLD
+from sbdn_pipeline.options import (
+    DEFAULT_BLUR_THRESHOLD,
+    DEFAULT_CLASSIFIER_TILES,
+    DEFAULT_IDENTIFIER_TILES,
+    DEFAULT_MASK_THRESHOLD,
+    DEFAULT_TILE_POOLING,
+)
 from sbdn_pipeline.training import baselines, metrics
 
 METRICS_FILE = "metrics.json"
@@ -99,6 +106,19 @@ def model_view(data: bytes, working_long_side: int) -> Any:
     return ImageSource(data)
 
 
+@dataclasses.dataclass(frozen=True)
+class TileSettings:
+    """How the models look at an image, as ``sbdn detect``'s options of the same names.
+
+    Evaluations with other budgets or poolings than the defaults are how the defaults are
+    chosen (on validation splits).
+    """
+
+    classifier_tiles: int = DEFAULT_CLASSIFIER_TILES
+    identifier_tiles: int = DEFAULT_IDENTIFIER_TILES
+    tile_pooling: str = DEFAULT_TILE_POOLING
+
+
 def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a float mask (h, w) to (height, width)."""
     from PIL import Image
@@ -110,19 +130,19 @@ def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def predict_classifier(
-    model: Any, size: int, views: list[Any], pooled: dict[str, np.ndarray] | None = None
+    model: Any, size: int, views: list[Any], pooled: dict[str, np.ndarray] | None = None,
+    tiles: TileSettings = TileSettings(),
 ) -> np.ndarray:
     """P(blurry) for a list of views (:func:`model_view`), tiled and pooled as detect does.
 
-    Uses the detect job's default tile budget and pooling. Each image's tiles and its global
+    Uses ``tiles`` (default: the detect job's tile budget and pooling). Each image's tiles and its global
     view (the letterbox) go through the model once; when ``pooled`` is a dict it is filled
     with every pooling method's P per image (``p_mean``, ``p_topk``, ``p_max``, ``p_global``,
     ``p_mean_global``, ...), so the default can be chosen on a validation split.
     """
     from sbdn_pipeline import inference, tiling
-    from sbdn_pipeline.options import DEFAULT_CLASSIFIER_TILES, DEFAULT_TILE_POOLING
 
-    view_spec = inference.ViewSpec(size, DEFAULT_CLASSIFIER_TILES)
+    view_spec = inference.ViewSpec(size, tiles.classifier_tiles)
     stacks, plans = [], []
     for view in views:
         pixels, plan = inference.model_pixels(view, view_spec)
@@ -142,11 +162,12 @@ def predict_classifier(
     if pooled is not None:
         pooled.update({f"p_{method.replace('+', '_')}": np.array(values)
                        for method, values in per_method.items()})
-    return np.array(per_method[DEFAULT_TILE_POOLING], dtype="float64")
+    return np.array(per_method[tiles.tile_pooling], dtype="float64")
 
 
 def predict_masks(
-    model: Any, size: int, views: list[Any], shapes: list[tuple[int, int]]
+    model: Any, size: int, views: list[Any], shapes: list[tuple[int, int]],
+    tiles: TileSettings = TileSettings(),
 ) -> list[np.ndarray]:
     """Identifier masks on images of the given (height, width), made as the detect job does.
 
@@ -154,11 +175,10 @@ def predict_masks(
     (guided filter) at the analysed resolution (capped as in detect), resized to the shape.
     """
     from sbdn_pipeline import inference
-    from sbdn_pipeline.options import DEFAULT_IDENTIFIER_TILES
 
     probe = np.asarray(model.predict_on_batch(np.zeros((1, size, size, 3), np.float32)))
     stride = size // int(probe.shape[1])
-    view_spec = inference.ViewSpec(size, DEFAULT_IDENTIFIER_TILES, align=stride,
+    view_spec = inference.ViewSpec(size, tiles.identifier_tiles, align=stride,
                                    max_scale=None)  # as detect.identifier_view
     stacks, geometry = [], []
     for view in views:
@@ -370,6 +390,7 @@ def evaluate_dataset(
     batch_size: int = 16,
     max_examples: int | None = None,
     make_plots: bool = True,
+    tiles: TileSettings = TileSettings(),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Evaluate models and baselines on one split of a synthetic data set (module docstring).
@@ -408,10 +429,10 @@ def evaluate_dataset(
         if MODEL_CLASSIFIER in loaded:
             model, info = loaded[MODEL_CLASSIFIER]
             pooled: dict[str, np.ndarray] = {}
-            scores = predict_classifier(model, info.input_size, views, pooled)
+            scores = predict_classifier(model, info.input_size, views, pooled, tiles)
         if MODEL_IDENTIFIER in loaded:
             model, info = loaded[MODEL_IDENTIFIER]
-            masks = predict_masks(model, info.input_size, views, shapes)
+            masks = predict_masks(model, info.input_size, views, shapes, tiles)
         for index, (record, native) in enumerate(zip(batch, natives)):
             label = int(record[features.LABEL])
             truth = features.decode_mask(record[features.MASK]).astype("float32")
@@ -477,8 +498,10 @@ def evaluate_dataset(
             "mask_threshold": mask_threshold,
             "beta_squared": metrics.BETA_SQUARED,
             "max_f_beta_sweep_steps": metrics.DEFAULT_SWEEP_STEPS,
-            "images": "stored (native) size; models see them decoded, reduced and letterboxed "
-            "as the detect job does; masks are mapped back and resized to the stored size",
+            "images": "stored (native) size; models see them decoded and tiled (with a global "
+            "letterbox view) as the detect job does; masks are stitched, refined and resized "
+            "to the stored size",
+            "tiles": dataclasses.asdict(tiles),
             "identifier_metrics_on": "blurred images only (label 1)",
             "strength_buckets": "effective Gaussian sigma rescaled to a 1024 px long side",
         },
@@ -712,6 +735,7 @@ def evaluate_folder(
     calibration: dict[str, dict[str, Any]] | None = None,
     batch_size: int = 16,
     max_examples: int | None = None,
+    tiles: TileSettings = TileSettings(),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Score every image of a folder, glob or manifest; module docstring.
@@ -762,7 +786,7 @@ def evaluate_folder(
             model, info = loaded[MODEL_CLASSIFIER]
             pooled_folder: dict[str, np.ndarray] = {}
             scores = predict_classifier(model, info.input_size, [view for _, view in decoded],
-                                        pooled_folder)
+                                        pooled_folder, tiles)
             for index, ((row, _), score) in enumerate(zip(decoded, scores)):
                 row["blur_probability"] = float(score)
                 row["blurry"] = bool(score >= threshold)
@@ -770,7 +794,8 @@ def evaluate_folder(
         if decoded and MODEL_IDENTIFIER in loaded:
             model, info = loaded[MODEL_IDENTIFIER]
             shapes = [(row["height"], row["width"]) for row, _ in decoded]
-            masks = predict_masks(model, info.input_size, [view for _, view in decoded], shapes)
+            masks = predict_masks(model, info.input_size, [view for _, view in decoded], shapes,
+                                  tiles)
             for (row, _), mask in zip(decoded, masks):
                 row["blur_area_fraction"] = float(np.mean(mask >= mask_threshold))
                 if row["uri"] in truths:
@@ -936,6 +961,7 @@ def evaluate(
     batch_size: int = 16,
     max_examples: int | None = None,
     make_plots: bool = True,
+    tiles: TileSettings = TileSettings(),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Evaluate models (and baselines) on a data set or a folder of images.
@@ -960,6 +986,7 @@ def evaluate(
         batch_size: images per model call.
         max_examples: evaluate only the first N images (quick looks).
         make_plots: write the PNG figures (data sets only).
+        tiles: tile budgets and pooling of the models (the detect job's defaults).
         log: progress printer.
 
     Returns:
@@ -976,6 +1003,7 @@ def evaluate(
         mask_threshold=mask_threshold,
         batch_size=batch_size,
         max_examples=max_examples,
+        tiles=tiles,
         log=log,
     )
     if is_dataset(data):

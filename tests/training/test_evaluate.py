@@ -381,3 +381,22 @@ def test_a_mask_matching_two_images_is_refused(tiny_data, tmp_path):
         )
     with pytest.raises(ValueError, match="--masks is for a folder"):
         evaluate.evaluate(tiny_data["dir"], str(tmp_path / "o"), masks=str(masks))
+
+
+def test_tile_settings_reach_the_models_and_are_recorded(tiny_data, energy_models, tmp_path):
+    # Letterbox only (budgets 0) with the global view as P: what `sbdn detect
+    # --classifier-tiles 0 --identifier-tiles 0 --tile-pooling global` does.
+    settings = evaluate.TileSettings(classifier_tiles=0, identifier_tiles=0, tile_pooling="global")
+    report = evaluate.evaluate(
+        tiny_data["dir"], str(tmp_path), classifier=energy_models["classifier"],
+        identifier=energy_models["identifier"], baselines=False, tiles=settings,
+        log=lambda line: None,
+    )
+    assert report["protocol"]["tiles"] == {
+        "classifier_tiles": 0, "identifier_tiles": 0, "tile_pooling": "global"}
+    assert report["classifier"]["roc_auc"] > 0.95 and report["identifier"]["iou"] > 0.75
+    with open(tmp_path / "predictions.csv", encoding="utf-8") as handle:
+        header, first = handle.readline(), handle.readline()
+    columns = dict(zip(header.strip().split(","), first.strip().split(",")))
+    # Letterbox only: every pooling is the global view.
+    assert columns["p_mean"] == columns["p_global"] == columns["p_max_global"]
