@@ -15,9 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from sbdn_pipeline.masks import grey, guided_filter
 from sbdn_pipeline.synth.regions import _connected_segments, _kmeans_segments
-
-_LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def read_label_map(data: bytes) -> np.ndarray:
@@ -39,38 +38,13 @@ def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.NEAREST), dtype=np.int32)
 
 
-def box_mean(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window with reflected borders, O(pixels) whatever the radius."""
-    return ndimage.uniform_filter(image.astype(np.float32), size=2 * radius + 1, mode="reflect")
-
-
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with a grey guide (H, W) in [0, 1]: edge-preserving smoothing.
-
-    The output is locally a linear function of the guide, so a soft region border moves onto
-    the guide's nearest strong edge.
-    """
-    mean_guide = box_mean(guide, radius)
-    mean_source = box_mean(source, radius)
-    covariance = box_mean(guide * source, radius) - mean_guide * mean_source
-    variance = box_mean(guide * guide, radius) - mean_guide**2
-    a = covariance / (variance + eps)
-    b = mean_source - a * mean_guide
-    return box_mean(a, radius) * guide + box_mean(b, radius)
-
-
-def grey01(image: np.ndarray) -> np.ndarray:
-    """BT.601 luma of an RGB uint8 image, in [0, 1]."""
-    return (image.astype(np.float32) @ _LUMA) / 255.0
-
-
 def snap_to_edges(image: np.ndarray, region: np.ndarray, radius: int | None = None) -> np.ndarray:
     """Move the border of a coarse binary region onto the image's edges (boolean result)."""
     height, width = region.shape
     # Colour segments come from a 96 px thumbnail: their borders are up to about half a
     # thumbnail pixel off, so the window spans a few thumbnail pixels.
     radius = radius or max(3, round(2 * max(height, width) / 96))
-    refined = guided_filter(grey01(image), region.astype(np.float32), radius, eps=1e-3)
+    refined = guided_filter(grey(image), region.astype(np.float32), radius, eps=1e-3)
     return refined >= 0.5
 
 
@@ -117,8 +91,8 @@ def segment_sharpness(image: np.ndarray, segments: np.ndarray) -> tuple[np.ndarr
 
     Out-of-focus parts of a photo lack high frequencies: their strongest local detail is weak.
     """
-    grey = grey01(image) * 255.0
-    detail = np.abs(ndimage.laplace(ndimage.gaussian_filter(grey, 0.7)))
+    luma = grey(image) * 255.0
+    detail = np.abs(ndimage.laplace(ndimage.gaussian_filter(luma, 0.7)))
     ids = np.unique(segments)
     scores = np.array([np.percentile(detail[segments == i], 90) for i in ids], np.float32)
     return ids, scores
