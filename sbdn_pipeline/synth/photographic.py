@@ -228,6 +228,8 @@ def frame(
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Cap the size, then maybe downscale or take a flat crop; label maps follow the pixels."""
     applied: list[str] = []
+    if labels is not None:
+        labels = segments.orient_labels(labels, image)
     image = degradations.cap_long_side(image, recipe.max_long_side)
     floor = min(1.0, recipe.min_short_side / min(image.shape[:2]))
     draw = rng.random()

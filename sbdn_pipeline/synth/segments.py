@@ -30,6 +30,32 @@ def read_label_map(data: bytes) -> np.ndarray:
     return labels.astype(np.int32)
 
 
+def _boundary_contrast(labels: np.ndarray, image: np.ndarray) -> float:
+    """How much stronger the image's gradient is on the label map's borders than on average."""
+    luma = grey(image)
+    gradient = np.hypot(ndimage.sobel(luma, 0), ndimage.sobel(luma, 1))
+    border = np.zeros(labels.shape, bool)
+    border[:-1] |= labels[:-1] != labels[1:]
+    border[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    if not border.any():
+        return 0.0
+    return float(gradient[border].mean() / (gradient.mean() + 1e-6))
+
+
+def orient_labels(labels: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """A label map turned to the photo's orientation.
+
+    Photos stored turned by a quarter (portrait BSDS500 photos saved as landscape) keep their
+    segmentation upright: of the two quarter turns, the one whose segment borders lie on the
+    photo's edges is taken. Maps of the photo's own aspect are returned as they are.
+    """
+    height, width = image.shape[:2]
+    if labels.shape == (height, width) or labels.shape != (width, height) or height == width:
+        return labels
+    turns = [np.rot90(labels, k) for k in (1, 3)]
+    return max(turns, key=lambda turned: _boundary_contrast(turned, image))
+
+
 def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize of a label map (labels must never be interpolated)."""
     if labels.shape == (height, width):

@@ -224,3 +224,15 @@ def test_video_motion_streaks_scale_with_the_frame() -> None:
     # 5-20 px at 1280 px is 0.5-2 px at 128 px: effective sigma length / sqrt(24), >= 0.5.
     assert 0.5 <= blur.strength <= 20 / 10 / math.sqrt(24) + 0.6
     assert blur.mask.all()
+
+
+def test_a_label_map_of_a_photo_stored_turned_is_turned_back() -> None:
+    # Portrait BSDS500 photos are stored as landscape while their segmentations stay upright.
+    image = textured_photo(60, 90, 4)
+    image[10:30, 20:70] = 250
+    upright = np.zeros((60, 90), np.int32)
+    upright[10:30, 20:70] = 1
+    for k in (1, 3):
+        stored = np.rot90(upright, k)
+        np.testing.assert_array_equal(segments.orient_labels(stored, image), upright)
+    np.testing.assert_array_equal(segments.orient_labels(upright, image), upright)
