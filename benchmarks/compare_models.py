@@ -21,6 +21,7 @@ they did not.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -74,22 +75,36 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _classifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
+def blur_kinds(evaluations: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """The blur kinds of the evaluated split (each preset has its own), "none" left out."""
+    found = {
+        kind
+        for metrics in evaluations.values()
+        for role, key in (("classifier", "accuracy_per_blur_kind"), ("identifier", "per_blur_kind"))
+        for kind in (metrics.get(role) or {}).get(key, {})
+        if kind != "none"
+    }
+    return tuple(sorted(found)) or BLUR_KINDS
+
+
+def _classifier_row(name: str, result: dict[str, Any], speed: str,
+                    kinds: Sequence[str] = BLUR_KINDS) -> list[str]:
     per_kind = result.get("accuracy_per_blur_kind", {})
     return (
         [name]
         + [_fmt(result.get(key)) for key in ("accuracy", "roc_auc", "precision", "recall")]
-        + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in (*BLUR_KINDS, "none")]
+        + [_fmt(per_kind.get(kind, {}).get("accuracy"), 2) for kind in (*kinds, "none")]
         + [speed]
     )
 
 
-def _identifier_row(name: str, result: dict[str, Any], speed: str) -> list[str]:
+def _identifier_row(name: str, result: dict[str, Any], speed: str,
+                    kinds: Sequence[str] = BLUR_KINDS) -> list[str]:
     per_kind = result.get("per_blur_kind", {})
     return (
         [name]
         + [_fmt(result.get(key)) for key in ("max_f_beta", "f_beta", "iou", "mae")]
-        + [_fmt(per_kind.get(kind, {}).get("iou"), 2) for kind in BLUR_KINDS]
+        + [_fmt(per_kind.get(kind, {}).get("iou"), 2) for kind in kinds]
         + [speed]
     )
 
@@ -134,20 +149,24 @@ def _baseline_rows(
 
 
 def classifier_rows(
-    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float],
+    kinds: Sequence[str] = BLUR_KINDS,
 ) -> list[list[str]]:
     """One row per evaluated classifier, then one per image-level baseline."""
-    return _model_rows(evaluations, speeds, "classifier", _classifier_row) + _baseline_rows(
-        evaluations, baselines.image_level_baselines(), _classifier_row
+    row = functools.partial(_classifier_row, kinds=kinds)
+    return _model_rows(evaluations, speeds, "classifier", row) + _baseline_rows(
+        evaluations, baselines.image_level_baselines(), row
     )
 
 
 def identifier_rows(
-    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float]
+    evaluations: dict[str, dict[str, Any]], speeds: dict[str, float],
+    kinds: Sequence[str] = BLUR_KINDS,
 ) -> list[list[str]]:
     """One row per evaluated identifier, then one per blur-map baseline."""
-    return _model_rows(evaluations, speeds, "identifier", _identifier_row) + _baseline_rows(
-        evaluations, baselines.map_baselines(), _identifier_row
+    row = functools.partial(_identifier_row, kinds=kinds)
+    return _model_rows(evaluations, speeds, "identifier", row) + _baseline_rows(
+        evaluations, baselines.map_baselines(), row
     )
 
 
@@ -172,17 +191,17 @@ def data_set_markdown(
     """The tables of one data set (every evaluation must cover the same data)."""
     check_same_data(evaluations)
     data = next(iter(evaluations.values()))["data"]
-    kinds = [f"acc {kind}" for kind in BLUR_KINDS]
-    classifier_header = ["classifier", "accuracy", "ROC AUC", "precision", "recall", *kinds]
-    classifier_header += ["acc sharp", "img/s"]
+    kinds = blur_kinds(evaluations)
+    classifier_header = ["classifier", "accuracy", "ROC AUC", "precision", "recall"]
+    classifier_header += [f"acc {kind}" for kind in kinds] + ["acc sharp", "img/s"]
     identifier_header = ["identifier (blurred images)", "max-F-beta", "F-beta@0.5", "IoU@0.5"]
-    identifier_header += ["MAE", *[f"IoU {kind}" for kind in BLUR_KINDS], "img/s"]
+    identifier_header += ["MAE", *[f"IoU {kind}" for kind in kinds], "img/s"]
     parts = [
         f"{_data_line(data)} img/s: raw model speed (model_speed.py).",
         "",
-        markdown_table(classifier_header, classifier_rows(evaluations, speeds)),
+        markdown_table(classifier_header, classifier_rows(evaluations, speeds, kinds)),
         "",
-        markdown_table(identifier_header, identifier_rows(evaluations, speeds)),
+        markdown_table(identifier_header, identifier_rows(evaluations, speeds, kinds)),
     ]
     end_to_end = [
         [label, *(_fmt(m["end_to_end"]["models"].get(key)) for key in ("max_f_beta", "iou", "mae"))]

@@ -105,3 +105,14 @@ def test_a_combined_run_on_other_data_is_refused(tmp_path):
     second = _write(tmp_path, "b", other)
     with pytest.raises(SystemExit, match="different data"):
         compare_models.main(["--eval", f"a={first}", "--eval", f"b={second}"])
+
+
+def test_kind_columns_come_from_the_evaluated_split():
+    from benchmarks import compare_models
+
+    evaluations = {
+        "a": {"classifier": {"accuracy_per_blur_kind": {"ring": {}, "none": {}}}},
+        "b": {"identifier": {"per_blur_kind": {"box": {}}}},
+    }
+    assert compare_models.blur_kinds(evaluations) == ("box", "ring")
+    assert compare_models.blur_kinds({"c": {}}) == compare_models.BLUR_KINDS
