@@ -33,9 +33,14 @@ DEFAULT_MAX_ERROR_FRACTION = 0.5
 OVERLAY_LONG_SIDE = 1024
 # Tiles at (or within 2x of) native scale per image, for each model (0 = letterbox only), and
 # how the classifier's tile probabilities become one P(blurry) (sbdn_pipeline.tiling).
-# Budgets chosen to keep the detect job's speed (README, "Performance").
+# Chosen on the val splits of the photographic and cross-recipe data sets with the v6 models
+# (models/README.md, "Choosing tiles and pooling"): tiles averaged with the global view beat
+# tiles or the global view alone; 4 classifier tiles scored best (AUC +0.004-0.005 over one)
+# but halve the job's steady-state speed (0.15x OpenCV Laplacian variance vs 0.26x with one),
+# below the floor of issue 15, so one tile is the default and 4 an option. 6 identifier tiles
+# were not better than 2.
 DEFAULT_CLASSIFIER_TILES = 1
-DEFAULT_TILE_POOLING = "mean"
+DEFAULT_TILE_POOLING = "topk+global"
 DEFAULT_IDENTIFIER_TILES = 2
 # The identifier's stitched mask is refined (guided by the image) at the resolution the
 # identifier analysed (native when its budget covers the frame at native scale, at most 2x
