@@ -52,6 +52,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             test_fraction=0.0,
             max_long_side=112,
             examples_per_shard=8,
+            preset="realistic",  # blur_visibility regenerates realistic-preset examples
         )
     )
     return {"source": source, "data": output}
