@@ -566,40 +566,36 @@ def _image_paths(folder: str) -> list[str]:
 
 
 def worker_tfdata(spec: dict[str, Any]) -> dict[str, Any]:
-    """Row 2: read + decode + letterbox in a parallel tf.data pipeline, then the cascade.
+    """Row 2: read in a parallel tf.data pipeline, then the cascade by hand, no Beam.
 
-    The classifier sees every image in batches; images with P(blurry) >= threshold are
-    letterboxed for the identifier (``inference.letterbox``, as in the job) and segmented in
-    batches of the same size; masks are cropped back to the image (``unletterbox_mask``).
-    Writing results is left out: this is the floor the job is compared with.
+    The classifier sees every image as the job does (its default tiles and global view,
+    pooled: ``evaluate.predict_classifier``, the job's view policy); images with
+    P(blurry) >= threshold are letterboxed for the identifier (``inference.letterbox``) and
+    segmented in batches of the same size; masks are cropped back to the image
+    (``unletterbox_mask``). Writing results is left out: this is the floor the job is
+    compared with.
     """
     import numpy as np
     import tensorflow as tf
 
-    from sbdn_pipeline import inference
+    from sbdn_pipeline import images, inference
+    from sbdn_pipeline.training.evaluate import predict_classifier
 
     classifier = inference.load_keras_model(spec["classifier"])
     identifier = inference.load_keras_model(spec["identifier"])
     classifier_size = _model_input_size(classifier, inference.ROLE_CLASSIFIER)
     identifier_size = _model_input_size(identifier, inference.ROLE_IDENTIFIER)
-    working = max(classifier_size, identifier_size)
     batch_size, threshold = spec["batch_size"], spec["threshold"]
     # Warm-up (graph tracing), as KerasModelHandler.load_model does: start-up, not steady state.
     classifier.predict_on_batch(np.zeros((1, classifier_size, classifier_size, 3), np.float32))
     identifier.predict_on_batch(np.zeros((1, identifier_size, identifier_size, 3), np.float32))
     paths = _image_paths(spec["images"])
 
-    def load(index: Any, path: Any) -> tuple[Any, ...]:
-        pixels = tf_working_pixels(tf.io.read_file(path), working)
-        shape = tf.shape(pixels)[:2]
-        # Padded to a fixed square so batches can be stacked; the true size travels along.
-        padded = tf.image.pad_to_bounding_box(pixels, 0, 0, working, working)
-        return index, tf_letterbox(pixels, classifier_size), padded, shape
-
     cpu_started, started = _cpu_self(), time.monotonic()
     dataset = (
         tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths)))
-        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .map(lambda index, path: (index, tf.io.read_file(path)),
+             num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -614,14 +610,17 @@ def worker_tfdata(spec: dict[str, Any]) -> dict[str, Any]:
             mask_pixels += inference.unletterbox_mask(prediction, info).size
             segmented += 1
 
-    for indices, model_inputs, padded, shapes in dataset:
-        scores = np.asarray(classifier.predict_on_batch(model_inputs)).reshape(-1)
-        padded, shapes = padded.numpy(), shapes.numpy()
+    for indices, contents in dataset:
+        blobs = [bytes(content) for content in contents.numpy()]
+        scores = predict_classifier(
+            classifier, classifier_size, [inference.ImageSource(blob) for blob in blobs])
         for row, index in enumerate(indices.numpy()):
             probabilities[os.path.basename(paths[index])] = float(scores[row])
             if scores[row] >= threshold:
-                height, width = shapes[row]
-                pixels, info = inference.letterbox(padded[row, :height, :width], identifier_size)
+                decoded = images.decode_image(blobs[row], target_long_side=identifier_size)
+                pixels, info = inference.letterbox(
+                    inference.shrink_to_long_side(decoded.pixels, identifier_size),
+                    identifier_size)
                 pending.append((int(index), pixels, info))
         while len(pending) >= batch_size:
             segment(pending[:batch_size])
