@@ -328,7 +328,7 @@ def test_test_only_groups_and_split_selection(source_folder: str) -> None:
 
 
 def test_photographic_examples_follow_human_segmentations(tmp_path) -> None:
-    # One photo with a segmentation file laid out like ../shared/data/segments.
+    # One photo with a segmentation file laid out as make-dataset expects (<group>/<stem>_<k>.png).
     source = tmp_path / "sharp" / "group"
     source.mkdir(parents=True)
     Image.fromarray(tinyset.textured_photo(120, 160, 0)).save(source / "p1.jpg", quality=95)
