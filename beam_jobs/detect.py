@@ -12,16 +12,19 @@ errors row, never an exception that fails the job or takes batch-mates down.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import logging
 import os
 import stat
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -32,7 +35,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from sbdn_pipeline import images, inference, inputs, masks, progress, schemas, tiling
+from sbdn_pipeline import (images, inference, inputs, masks, output_folder, progress, schemas,
+                           tiling)
 from sbdn_pipeline.inference import ImageSource, ModelInfo, TiledKerasModelHandler, ViewSpec
 from sbdn_pipeline.options import DetectOptions, make_runner
 
@@ -44,6 +48,8 @@ COUNTER_BLURRY = "images_blurry"
 COUNTER_ERRORS = "images_errors"
 COUNTER_SEGMENTED = "identifier_images"
 COUNTER_SKIPPED = "images_skipped"
+COUNTER_OVERLAYS_WRITTEN = "overlays_written"
+COUNTER_OVERLAYS_FAILED = "overlays_failed"
 _ERRORS_TAG = "errors"
 
 
@@ -196,15 +202,15 @@ class _DecodeImagesFn(beam.DoFn):
 
 
 class MatchInputs(beam.PTransform):
-    """INPUT (folder, glob, manifest, file) -> distinct InputFiles, spread over workers.
+    """INPUTs (folders, globs, manifests, files) -> distinct InputFiles, spread over workers.
 
     Size and modification time come from the file system's metadata (no file is read here);
     they are looked up after the shuffle so that, at scale, many workers do it in parallel.
     """
 
-    def __init__(self, input_spec: str, exclude: str | None = None):
+    def __init__(self, input_specs: str | Sequence[str], exclude: str | None = None):
         super().__init__()
-        self._input_spec = input_spec
+        self._input_specs = [input_specs] if isinstance(input_specs, str) else list(input_specs)
         self._exclude = exclude
 
     def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
@@ -216,7 +222,7 @@ class MatchInputs(beam.PTransform):
 
         return (
             pipeline
-            | "InputSpec" >> beam.Create([self._input_spec])
+            | "InputSpecs" >> beam.Create(self._input_specs)
             | "Expand" >> beam.FlatMap(inputs.expand_input, self._exclude)
             # A duplicated manifest line must not give one image two rows. Distinct also
             # shuffles the URIs, which spreads the work over all workers.
@@ -249,18 +255,23 @@ class SkipProcessed(beam.PTransform):
 
     An anti-join: CoGroupByKey on the URI between this run's inputs and the keys read from
     the earlier runs' Parquet files. A changed file (same URI, new size or mtime) is kept.
+    Rows of ``replaced_run`` (the run this one overwrites) do not count as done: their
+    images are processed again, so replacing a run never loses its rows.
     """
 
-    def __init__(self, patterns: list[str]):
+    def __init__(self, patterns: list[str], replaced_run: str | None = None):
         super().__init__()
         self._patterns = patterns
+        self._replaced_run = replaced_run
 
     def expand(self, files: beam.PCollection) -> beam.PCollection:
         skipped = Metrics.counter(METRICS_NAMESPACE, COUNTER_SKIPPED)
+        replaced_run = self._replaced_run
+        columns = ["image_uri", "image_size_bytes", "image_modified_at", "run_id"]
         previous = [
             files.pipeline
-            | f"ReadPrevious{index}" >> beam.io.ReadFromParquet(
-                pattern, columns=["image_uri", "image_size_bytes", "image_modified_at"])
+            | f"ReadPrevious{index}" >> beam.io.ReadFromParquet(pattern, columns=columns)
+            | f"NotReplaced{index}" >> beam.Filter(lambda row: row["run_id"] != replaced_run)
             | f"PreviousKeys{index}" >> beam.Map(previous_row_key)
             for index, pattern in enumerate(self._patterns)
         ]
@@ -329,8 +340,10 @@ class _PerImageFn(beam.DoFn):
         try:
             result = self._fn(element)
         except Exception as exc:  # noqa: BLE001 - one image's failure is its own error row
+            # Errors that know their kind (e.g. a model output outside [0, 1]) name it.
+            error_type = getattr(exc, "error_type", None) or self._error_type
             yield beam.pvalue.TaggedOutput(_ERRORS_TAG, _image_error(
-                _record_of(element), self._stage, self._error_type,
+                _record_of(element), self._stage, error_type,
                 f"{type(exc).__name__}: {exc}", self._run_id))
             return
         yield result
@@ -489,9 +502,14 @@ def write_overlay(record: ImageRecord, pixels: np.ndarray, mask: np.ndarray,
                                      mask_threshold, image_size=(record.width, record.height))
     target = FileSystems.join(folder, overlays.overlay_name(record.sha256))
     partial = f"{target}.{uuid.uuid4().hex}.partial"
-    with FileSystems.create(partial) as handle:
-        handle.write(overlays.encode_overlay_jpeg(pixels))
-    FileSystems.rename([partial], [target])
+    try:
+        with FileSystems.create(partial) as handle:
+            handle.write(overlays.encode_overlay_jpeg(pixels))
+        FileSystems.rename([partial], [target])
+    except Exception:
+        with contextlib.suppress(Exception):  # a full disk may refuse even this
+            FileSystems.delete([partial])
+        raise
     return target
 
 
@@ -513,6 +531,8 @@ class SegmentBlur(beam.PTransform):
         self._run_id = run_id
         self._threads = intra_op_threads
         self._segmented = Metrics.counter(METRICS_NAMESPACE, COUNTER_SEGMENTED)
+        self._overlays_written = Metrics.counter(METRICS_NAMESPACE, COUNTER_OVERLAYS_WRITTEN)
+        self._overlays_failed = Metrics.counter(METRICS_NAMESPACE, COUNTER_OVERLAYS_FAILED)
 
     def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any, Any, Any],
                                                          np.ndarray]:
@@ -536,9 +556,26 @@ class SegmentBlur(beam.PTransform):
         row = blurry_result_row(record, mask, options, self._classifier_id,
                                 self._model.model_id, self._run_id)
         if options.overlays_dir:
-            row["overlay_uri"] = write_overlay(record, pixels, mask, row, options.overlays_dir,
-                                               options.mask_threshold)
+            row["overlay_uri"] = self._overlay(record, pixels, mask, row)
         return row
+
+    def _overlay(self, record: ImageRecord, pixels: np.ndarray, mask: np.ndarray,
+                 row: dict[str, Any]) -> str | None:
+        """The overlay's URI, or None when it could not be written (counted, the row stays).
+
+        An overlay is an extra for people looking at results; a full or read-only overlay
+        folder must not turn a classified image into an error.
+        """
+        try:
+            uri = write_overlay(record, pixels, mask, row, self._options.overlays_dir,
+                                self._options.mask_threshold)
+        except Exception as exc:  # noqa: BLE001 - any file system error
+            self._overlays_failed.inc()
+            _LOGGER.warning("overlay of %s not written: %s: %s", record.uri,
+                            type(exc).__name__, exc)
+            return None
+        self._overlays_written.inc()
+        return uri
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
         handler = KeyedModelHandler(
@@ -570,46 +607,47 @@ def run_folder(output: str, run_id: str, table: str) -> str:
 
 
 class _ReportProgressFn(beam.DoFn):
-    """Pass rows through, printing a progress line now and then (local runs only).
+    """Pass rows through, counting them in a file the submitting process reads (local runs).
 
-    With several local worker processes each prints its own line, for its share of the images.
+    Worker processes cannot print a useful line themselves (each knows only its share, and
+    their output interleaves); the CLI's ProgressMonitor sums the counts of all of them.
     """
 
-    def __init__(self, run_id: str, total: int | None, interval_s: float, workers: int = 1):
-        self._run_id = run_id
-        self._total = -(-total // workers) if total and workers > 1 else total
-        self._interval_s = interval_s
-        self._label = "progress (per worker, about)" if workers > 1 else "progress"
-        self._reporter = None
+    def __init__(self, progress_dir: str):
+        self._progress_dir = progress_dir
+        self._counter: progress.CountFile | None = None
 
     def setup(self) -> None:
-        self._reporter = progress.reporter_for(self._run_id, self._total, self._interval_s,
-                                               self._label)
+        self._counter = progress.count_file(self._progress_dir)
 
     def process(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        self._reporter.update()
+        self._counter.add()
         yield row
+
+    def finish_bundle(self) -> None:
+        self._counter.flush()
 
 
 class WriteTable(beam.PTransform):
     """Rows -> ``OUT/_staging/<RUN_ID>/<table>/part-*.parquet``; published after the run."""
 
-    def __init__(self, output: str, table: str, schema: Any, run_id: str, counter: str | None):
+    def __init__(self, output: str, table: str, schema: Any, run_id: str,
+                 counter_of: Any):
         super().__init__()
         self._prefix = FileSystems.join(staging_folder(output, run_id, table), "part")
         self._schema = schema
-        self._counter = counter
+        self._counter_of = counter_of
 
     def expand(self, rows: beam.PCollection) -> Any:
-        if self._counter:
-            counter = Metrics.counter(METRICS_NAMESPACE, self._counter)
+        counter_of = self._counter_of
 
-            def count(row: dict[str, Any]) -> dict[str, Any]:
-                counter.inc()
-                return row
+        def count(row: dict[str, Any]) -> dict[str, Any]:
+            # Counted here, as rows reach the table, so an image that fails after its verdict
+            # is counted once (as an error), and the summary's sum always reconciles.
+            Metrics.counter(METRICS_NAMESPACE, counter_of(row)).inc()
+            return row
 
-            rows = rows | "Count" >> beam.Map(count)
-        return rows | "WriteParquet" >> beam.io.WriteToParquet(
+        return rows | "Count" >> beam.Map(count) | "WriteParquet" >> beam.io.WriteToParquet(
             self._prefix,
             schema=self._schema,
             codec="snappy",
@@ -619,14 +657,23 @@ class WriteTable(beam.PTransform):
         )
 
 
+def _verdict_counter(row: dict[str, Any]) -> str:
+    return COUNTER_BLURRY if row["is_blurry"] else COUNTER_SHARP
+
+
+def _error_counter(_: dict[str, Any]) -> str:
+    return COUNTER_ERRORS
+
+
 def WriteResults(output: str, run_id: str) -> WriteTable:  # noqa: N802 - a transform factory
-    """Result rows -> the results table of this run."""
-    return WriteTable(output, schemas.RESULTS_DIR, schemas.RESULTS_SCHEMA, run_id, None)
+    """Result rows -> the results table of this run; counts sharp and blurry rows."""
+    return WriteTable(output, schemas.RESULTS_DIR, schemas.RESULTS_SCHEMA, run_id,
+                      _verdict_counter)
 
 
 def WriteErrors(output: str, run_id: str) -> WriteTable:  # noqa: N802 - a transform factory
     """Error rows -> the errors table of this run; counts them."""
-    return WriteTable(output, schemas.ERRORS_DIR, schemas.ERRORS_SCHEMA, run_id, COUNTER_ERRORS)
+    return WriteTable(output, schemas.ERRORS_DIR, schemas.ERRORS_SCHEMA, run_id, _error_counter)
 
 
 def build_pipeline(
@@ -636,52 +683,46 @@ def build_pipeline(
     identifier: ModelInfo,
     run_id: str,
     intra_op_threads: int | None = None,
-    progress_total: int | None = None,
-    progress_interval_s: float | None = None,
+    progress_dir: str | None = None,
 ) -> None:
     """Add the whole detect job to ``pipeline`` (shared by the CLI, tests and benchmarks).
 
     Args:
-        progress_interval_s: print progress lines this often (None: no progress lines; use it
-            for local runs, cluster runners show the Beam counters in their UIs instead).
-        progress_total: number of inputs, when known, for the ETA.
+        progress_dir: a local folder where workers keep their count of finished images, for
+            the progress lines of local runs (None: no counting; cluster runners show the
+            Beam counters in their UIs instead).
     """
     exclude = None if inputs.is_remote(options.output) else options.output
-    files = pipeline | "MatchInputs" >> MatchInputs(options.input, exclude)
+    files = pipeline | "MatchInputs" >> MatchInputs(options.input_specs, exclude)
     if options.skip_existing:
         files = files | "SkipProcessed" >> SkipProcessed(
-            previous_output_patterns(options.output, include_errors=not options.retry_errors))
+            previous_output_patterns(options.output, include_errors=not options.retry_errors),
+            replaced_run=run_id if options.overwrite_run else None)
     decoded = files | "DecodeImages" >> DecodeImages(options, run_id,
                                                      classifier_view(classifier, options))
     classified = decoded.images | "ClassifyBlur" >> ClassifyBlur(
         classifier, options, run_id, intra_op_threads
     )
 
-    sharp_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_SHARP)
-    blurry_counter = Metrics.counter(METRICS_NAMESPACE, COUNTER_BLURRY)
-
     def by_verdict(record: ImageRecord, _: int) -> int:
-        if record.blur_probability >= options.blur_threshold:
-            blurry_counter.inc()
-            return 1
-        sharp_counter.inc()
-        return 0
+        return int(record.blur_probability >= options.blur_threshold)
 
     sharp, blurry = classified["classified"] | "SplitByVerdict" >> beam.Partition(by_verdict, 2)
-    sharp_rows = sharp | "SharpRows" >> beam.Map(
-        sharp_result_row, options, classifier.model_id, run_id
-    )
+    sharp_rows = sharp | _per_image(
+        "SharpRows", functools.partial(sharp_result_row, options=options,
+                                       classifier_id=classifier.model_id, run_id=run_id),
+        schemas.STAGE_CLASSIFY, "postprocess_error", run_id)
     segmented = blurry | "SegmentBlur" >> SegmentBlur(
         identifier, options, classifier.model_id, run_id, intra_op_threads
     )
-    results = (sharp_rows, segmented["rows"]) | "AllResults" >> beam.Flatten()
+    results = (sharp_rows.ok, segmented["rows"]) | "AllResults" >> beam.Flatten()
     errors = (
-        (decoded[_ERRORS_TAG], classified["errors"], segmented["errors"])
+        (decoded[_ERRORS_TAG], classified["errors"], sharp_rows[_ERRORS_TAG],
+         segmented["errors"])
         | "AllErrors" >> beam.Flatten()
     )
-    if progress_interval_s:
-        report = _ReportProgressFn(run_id, progress_total, progress_interval_s,
-                                   local_workers(pipeline.options))
+    if progress_dir:
+        report = _ReportProgressFn(progress_dir)
         results = results | "ProgressResults" >> beam.ParDo(report)
         errors = errors | "ProgressErrors" >> beam.ParDo(report)
     results | "WriteResults" >> WriteResults(options.output, run_id)
@@ -700,6 +741,8 @@ class DetectSummary:
     errors: int
     segmented: int
     wall_seconds: float
+    overlays_written: int = 0
+    overlays_failed: int = 0
 
     @property
     def reconciled(self) -> bool:
@@ -739,28 +782,42 @@ def write_output_marker(output: str, run_id: str) -> None:
     FileSystems.rename([partial], [marker])
 
 
-def publish_run(output: str, run_id: str) -> int:
+def _files_in(folder: str) -> list[str]:
+    return [m.path for m in FileSystems.match([FileSystems.join(folder, "*")])[0].metadata_list]
+
+
+def _move(sources: list[str], folder: str, local: bool) -> None:
+    if not sources:
+        return
+    if local:
+        os.makedirs(folder, exist_ok=True)
+    FileSystems.rename(sources, [FileSystems.join(folder, os.path.basename(p)) for p in sources])
+
+
+def publish_run(output: str, run_id: str, replace: bool = False) -> int:
     """Move the run's finished files from staging into results/ and errors/ (one rename each).
 
     A run killed before or during this step leaves only whole files in the tables (each file
     is renamed complete); whatever stays in staging is invisible to readers, and a re-run with
     --skip-existing processes exactly the images whose rows never reached the tables.
 
+    Args:
+        replace: the run overwrites an earlier run of the same id; that run's files are moved
+            out of the tables just before this run's files move in, then deleted.
+
     Returns:
         Number of files published.
     """
+    local = not inputs.is_remote(output)
     published = 0
     for table in (schemas.RESULTS_DIR, schemas.ERRORS_DIR):
-        pattern = FileSystems.join(staging_folder(output, run_id, table),
-                                   f"*{schemas.PARQUET_SUFFIX}")
-        sources = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        if not sources:
-            continue
         destination = run_folder(output, run_id, table)
-        if not inputs.is_remote(output):
-            os.makedirs(destination, exist_ok=True)
-        targets = [FileSystems.join(destination, os.path.basename(path)) for path in sources]
-        FileSystems.rename(sources, targets)
+        if replace:
+            _move(_files_in(destination), FileSystems.join(
+                output, schemas.STAGING_DIR, run_id, f"replaced-{table}"), local)
+        sources = _files_in(staging_folder(output, run_id, table))
+        sources = [path for path in sources if path.endswith(schemas.PARQUET_SUFFIX)]
+        _move(sources, destination, local)
         published += len(sources)
     try:
         FileSystems.delete([FileSystems.join(output, schemas.STAGING_DIR, run_id)])
@@ -785,34 +842,77 @@ def intra_op_threads_for(pipeline_options: PipelineOptions) -> int | None:
     return None
 
 
-def run(
-    options: DetectOptions,
-    classifier: ModelInfo,
-    identifier: ModelInfo,
-    pipeline_options: PipelineOptions,
-    progress_total: int | None = None,
-    progress_interval_s: float | None = None,
-) -> DetectSummary:
-    """Run the detect job to completion and return its counts.
-
-    The caller has validated the arguments (see ``sbdn_pipeline.cli``); this writes the output
-    marker, builds the pipeline, runs it and reads the counts from Beam's metrics.
-    """
-    run_id = options.run_id or new_run_id()
+def _prepare_output(options: DetectOptions, run_id: str) -> None:
+    """Marker, a clean staging area for this run id, and the folders local sinks need."""
     write_output_marker(options.output, run_id)
+    staging = FileSystems.join(options.output, schemas.STAGING_DIR, run_id)
+    if FileSystems.exists(staging):
+        # Left by a killed run of the same id: its parts must not be published with ours.
+        FileSystems.delete([staging])
     if not inputs.is_remote(options.output):
         # Local file sinks lose output renamed into a missing sub-folder: create them first.
         for table in (schemas.RESULTS_DIR, schemas.ERRORS_DIR):
             os.makedirs(staging_folder(options.output, run_id, table), exist_ok=True)
     if options.overlays_dir and not inputs.is_remote(options.overlays_dir):
         os.makedirs(options.overlays_dir, exist_ok=True)
-    started = time.monotonic()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressSettings:
+    """Progress lines of a local run: how often, towards which total, to which stream."""
+
+    interval_s: float = 10.0
+    total: int | None = None
+    stream: Any = None
+
+
+def _run_pipeline(options: DetectOptions, classifier: ModelInfo, identifier: ModelInfo,
+                  pipeline_options: PipelineOptions, run_id: str,
+                  progress_settings: ProgressSettings | None) -> Any:
     pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
-    build_pipeline(pipeline, options, classifier, identifier, run_id,
-                   intra_op_threads_for(pipeline_options), progress_total, progress_interval_s)
-    result = pipeline.run()
-    result.wait_until_finish()
-    publish_run(options.output, run_id)
+    threads = intra_op_threads_for(pipeline_options)
+    if progress_settings is None:
+        build_pipeline(pipeline, options, classifier, identifier, run_id, threads)
+        result = pipeline.run()
+        result.wait_until_finish()
+        return result
+    with tempfile.TemporaryDirectory(prefix="sbdn-progress-") as folder:
+        build_pipeline(pipeline, options, classifier, identifier, run_id, threads, folder)
+        with progress.ProgressMonitor(folder, progress_settings.total,
+                                      progress_settings.interval_s, progress_settings.stream):
+            result = pipeline.run()
+            result.wait_until_finish()
+    return result
+
+
+def run(
+    options: DetectOptions,
+    classifier: ModelInfo,
+    identifier: ModelInfo,
+    pipeline_options: PipelineOptions,
+    progress_settings: ProgressSettings | None = None,
+) -> DetectSummary:
+    """Run the detect job to completion and return its counts.
+
+    The caller has validated the arguments (see ``sbdn_pipeline.cli``). Under OUT's lock (one
+    run at a time per output folder) this refuses an existing run id unless
+    ``options.overwrite_run``, writes the output marker, runs the pipeline, publishes the
+    tables and reads the counts from Beam's metrics.
+
+    Args:
+        progress_settings: print progress lines (local runners only; None: none).
+
+    Raises:
+        output_folder.OutputError: OUT is locked by another run, or has this run id already.
+    """
+    run_id = options.run_id or new_run_id()
+    with output_folder.output_lock(options.output, run_id):
+        output_folder.check_new_run(options.output, run_id, options.overwrite_run)
+        _prepare_output(options, run_id)
+        started = time.monotonic()
+        result = _run_pipeline(options, classifier, identifier, pipeline_options, run_id,
+                               progress_settings)
+        publish_run(options.output, run_id, replace=options.overwrite_run)
     return DetectSummary(
         run_id=run_id,
         matched=_counter_value(result, COUNTER_MATCHED),
@@ -822,4 +922,6 @@ def run(
         errors=_counter_value(result, COUNTER_ERRORS),
         segmented=_counter_value(result, COUNTER_SEGMENTED),
         wall_seconds=time.monotonic() - started,
+        overlays_written=_counter_value(result, COUNTER_OVERLAYS_WRITTEN),
+        overlays_failed=_counter_value(result, COUNTER_OVERLAYS_FAILED),
     )

@@ -10,7 +10,15 @@ import sys
 import click
 
 import sbdn_pipeline  # noqa: F401 - quiets TF and Beam start-up noise before they are imported
+from sbdn_pipeline.cli_args import FiniteFloatRange, option_names, split_inputs_and_beam_args
 from sbdn_pipeline.model_cli import tile_options
+from sbdn_pipeline.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BLUR_THRESHOLD,
+    DEFAULT_MASK_THRESHOLD,
+    DEFAULT_MAX_ERROR_FRACTION,
+    DEFAULT_MAX_PIXELS,
+)
 
 EPILOG_DETECT = """\b
 Examples:
@@ -29,7 +37,44 @@ Apache Beam (--runner, --direct_num_workers, --project, --region, ...).
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_ENVIRONMENT = 1  # the machine or its files stand in the way (permissions, disk, lock)
+EXIT_USAGE = 2  # the command line is wrong
+EXIT_TOO_MANY_ERRORS = 3  # the run finished, but most images failed: INPUT is probably wrong
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+
+
+class _Commands(click.Group):
+    """The sbdn group: every failure ends in one line and a distinct exit status.
+
+    Click's own usage errors print the usage block first, Ctrl-C becomes "Aborted!" with exit
+    1, and an OSError escaping a command is a traceback; here usage errors are one line
+    (exit 2), Ctrl-C exits 130 and file-system errors are one line (exit 1).
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None,  # noqa: ANN001, ANN201
+             standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "sbdn"
+            click.echo(f"Error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Interrupted; nothing partial was published.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(EXIT_ENVIRONMENT)
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sbdn-pipeline")
 def cli() -> None:
     """sbdn: find blurry images in large photo collections and say where the blur is.
@@ -50,115 +95,64 @@ def cli() -> None:
 PROGRESS_INTERVAL_S = 10.0
 
 
+class UsageFailure(click.ClickException):
+    """A one-line usage error (exit 2) found by our own checks."""
+
+    exit_code = EXIT_USAGE
+
+
 def _fail(message: str) -> None:
-    """One-line error, non-zero exit, before any work starts."""
+    """One-line environment error (exit 1), before any work starts."""
     raise click.ClickException(message)
 
 
-def _check_output(output: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
+def _usage(message: str) -> None:
+    raise UsageFailure(message)
 
-    from sbdn_pipeline import inputs, schemas
+
+def _check_output(output: str, overlays_dir: str) -> None:
+    from sbdn_pipeline import inputs, output_folder, schemas
 
     if inputs.is_remote(output):
-        if FileSystems.exists(output.rstrip("/") + "/") and not FileSystems.exists(
-            FileSystems.join(output, schemas.OUTPUT_MARKER)
-        ):
-            listing = FileSystems.match([FileSystems.join(output, "*")], limits=[1])[0]
-            if listing.metadata_list:
-                _fail(f"output '{output}' exists and is not an sbdn output folder")
-        return
-    if os.path.exists(output) and not os.path.isdir(output):
-        _fail(f"output '{output}' exists and is not a folder")
-    if os.path.isdir(output) and os.listdir(output):
-        if not os.path.exists(os.path.join(output, schemas.OUTPUT_MARKER)):
-            _fail(
-                f"output '{output}' exists, is not empty and is not an sbdn output folder "
-                f"(no {schemas.OUTPUT_MARKER}); choose a new or empty folder"
-            )
+        _check_remote_output(output, schemas.OUTPUT_MARKER)
+    else:
+        try:
+            output_folder.check_local_output(output)
+        except output_folder.OutputError as exc:
+            _fail(str(exc))
+    if overlays_dir and not inputs.is_remote(overlays_dir):
+        if os.path.exists(overlays_dir) and not os.path.isdir(overlays_dir):
+            _fail(f"--overlays '{overlays_dir}' exists and is not a folder")
+        try:
+            output_folder.check_writable(overlays_dir)
+        except output_folder.OutputError as exc:
+            _fail(f"--overlays: {exc}")
 
 
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    epilog=EPILOG_DETECT,
-)
-@click.argument("input_spec", metavar="INPUT")
-@click.option("--output", "-o", required=True,
-              help="Output folder (local or gs://, s3://). Created if missing; may hold earlier "
-                   "runs of sbdn, each in its own run_id=... folder.")
-@click.option("--classifier", "classifier_path", default=None, metavar="PATH",
-              help="Classifier .keras file. Default: the classifier shipped in models/.")
-@click.option("--identifier", "identifier_path", default=None, metavar="PATH",
-              help="Identifier .keras file. Default: the identifier shipped in models/.")
-@click.option("--blur-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="An image is blurry when its blur probability is at least this.")
-@click.option("--mask-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="A mask pixel counts as blurred when its confidence is at least this.")
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
-              help="Images per model call.")
-@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True,
-              help="Reject images with more pixels than this (checked on the header, before "
-                   "decoding: protects against decompression bombs).")
-@click.option("--run-id", default="", metavar="ID",
-              help="Name of this run (output folder run_id=ID; letters, digits, . _ -). "
-                   "Default: UTC time + random suffix.")
-@click.option("--skip-existing", is_flag=True,
-              help="Incremental run: skip images already in OUT (same URI, size and "
-                   "modification time in an earlier run's results or errors). New and changed "
-                   "files are processed.")
-@click.option("--retry-errors", is_flag=True,
-              help="With --skip-existing: process images that earlier runs could not again.")
-@click.option("--max-error-fraction", type=click.FloatRange(0, 1), default=0.5,
-              show_default=True,
-              help="Fail (exit 3, after writing everything) when more than this fraction of "
-                   "the processed images end in the errors table: the input is probably wrong.")
-@click.option("--overlays", "overlays_dir", default="", metavar="DIR",
-              help="Also write, for each blurry image, a JPEG of the photo with blurred pixels "
-                   "tinted red and regions boxed, named <image sha256>.jpg (results column "
-                   "overlay_uri).")
-@tile_options
-@click.pass_context
-def detect(
-    ctx: click.Context,
-    input_spec: str,
-    output: str,
-    classifier_path: str | None,
-    identifier_path: str | None,
-    blur_threshold: float,
-    mask_threshold: float,
-    batch_size: int,
-    max_pixels: int,
-    run_id: str,
-    skip_existing: bool,
-    retry_errors: bool,
-    max_error_fraction: float,
-    overlays_dir: str,
-    classifier_tiles: int,
-    tile_pooling: str,
-    identifier_tiles: int,
-) -> None:
-    """Classify every image in INPUT as blurry or sharp; segment the blur in blurry ones.
+def _check_remote_output(output: str, marker: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
 
-    INPUT is a folder (searched recursively), a glob, a text file listing one image URI per
-    line (.txt/.lst/.list), a single image, or a gs:// / s3:// path.
-    """
-    from beam_jobs import detect as detect_job
-    from sbdn_pipeline import default_models, inputs, inference
-    from sbdn_pipeline.options import (
-        DetectOptions,
-        is_local_runner,
-        make_pipeline_options,
-        with_local_parallelism,
-    )
+    if FileSystems.exists(output.rstrip("/") + "/") and not FileSystems.exists(
+            FileSystems.join(output, marker)):
+        listing = FileSystems.match([FileSystems.join(output, "*")], limits=[1])[0]
+        if listing.metadata_list:
+            _fail(f"output '{output}' exists and is not an sbdn output folder")
 
-    beam_args = list(ctx.args)
-    if retry_errors and not skip_existing:
-        _fail("--retry-errors only makes sense with --skip-existing")
-    try:
-        inputs.check_input(input_spec, exclude=None if inputs.is_remote(output) else output)
-    except inputs.InputError as exc:
-        _fail(str(exc))
-    _check_output(output)
+
+def _check_inputs(input_specs: list[str], output: str) -> None:
+    from sbdn_pipeline import inputs
+
+    exclude = None if inputs.is_remote(output) else output
+    for spec in input_specs:
+        try:
+            inputs.check_input(spec, exclude=exclude)
+        except inputs.InputError as exc:
+            _usage(str(exc))
+
+
+def _load_models(classifier_path: str | None, identifier_path: str | None) -> dict:
+    """ModelInfo of each role: the given file, or the shipped default (sha256 checked)."""
+    from sbdn_pipeline import default_models, inference
 
     models = {}
     for role, path in (("classifier", classifier_path), ("identifier", identifier_path)):
@@ -174,45 +168,65 @@ def detect(
             _fail(f"{role}: {exc}")
         if expected_sha256:
             models[role] = dataclasses.replace(models[role], shipped=True)
+    return models
 
-    try:
-        options = DetectOptions(
-            input=input_spec,
-            output=output,
-            classifier_path=models["classifier"].path,
-            identifier_path=models["identifier"].path,
-            blur_threshold=blur_threshold,
-            mask_threshold=mask_threshold,
-            batch_size=batch_size,
-            max_pixels=max_pixels,
-            run_id=run_id,
-            skip_existing=skip_existing,
-            retry_errors=retry_errors,
-            max_error_fraction=max_error_fraction,
-            overlays_dir=overlays_dir,
-            classifier_tiles=classifier_tiles,
-            tile_pooling=tile_pooling,
-            identifier_tiles=identifier_tiles,
-        )
-    except ValueError as exc:
-        _fail(str(exc))
+
+def _progress_total(input_specs: list[str], output: str) -> int | None:
+    """Distinct local inputs (cheap next to classifying them), for the ETA; None if remote."""
+    from sbdn_pipeline import inputs
+
+    if any(inputs.is_remote(spec) for spec in input_specs):
+        return None
+    return len({uri for spec in input_specs for uri in inputs.expand_input(spec, output)})
+
+
+def _run_detect(options, models: dict, beam_args: list[str], quiet: bool, verbose: bool):
+    """Run the job; failures during the run become one line (the trace with --verbose)."""
+    from beam_jobs import detect as detect_job
+    from sbdn_pipeline import output_folder
+    from sbdn_pipeline.options import (is_local_runner, make_pipeline_options,
+                                       with_local_parallelism)
+
     pipeline_options = make_pipeline_options(with_local_parallelism(beam_args))
-    click.echo(
-        f"sbdn detect: {input_spec} -> {output}\n"
-        f"  classifier {models['classifier'].model_id} (input {models['classifier'].input_size} px)\n"
-        f"  identifier {models['identifier'].model_id} (input {models['identifier'].input_size} px)",
-        err=True,
-    )
-    progress_total = progress_interval = None
-    if is_local_runner(pipeline_options):
-        progress_interval = PROGRESS_INTERVAL_S
-        if not inputs.is_remote(input_spec):
-            # Listing a local collection is cheap next to classifying it; it gives the ETA.
-            progress_total = sum(1 for _ in inputs.expand_input(input_spec, output))
-    summary = detect_job.run(options, models["classifier"], models["identifier"],
-                             pipeline_options, progress_total, progress_interval)
+    settings = None
+    if is_local_runner(pipeline_options) and not quiet:
+        settings = detect_job.ProgressSettings(
+            PROGRESS_INTERVAL_S, _progress_total(list(options.input_specs), options.output))
+    try:
+        return detect_job.run(options, models["classifier"], models["identifier"],
+                              pipeline_options, settings)
+    except output_folder.RunExistsError as exc:
+        _usage(str(exc))
+    except output_folder.OutputError as exc:
+        _fail(str(exc))
+    except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line for users; the trace with --verbose
+        if verbose:
+            raise
+        _fail(f"the run failed: {_root_cause(exc)} (run again with --verbose for details; "
+              "nothing partial was published)")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception, one line (Beam wraps worker errors in long messages)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
+
+
+def _print_summary(summary, output: str, skip_existing: bool, overlays_dir: str,
+                   quiet: bool) -> None:
     rate = summary.matched / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
     skipped = f"skipped {summary.skipped} + " if skip_existing else ""
+    if overlays_dir and summary.overlays_failed:
+        click.echo(f"Warning: {summary.overlays_failed} of "
+                   f"{summary.overlays_failed + summary.overlays_written} overlays could not "
+                   f"be written to {overlays_dir} (full or read-only?); their rows have "
+                   "overlay_uri NULL", err=True)
+    if quiet:
+        return
     click.echo(
         f"run {summary.run_id}: matched {summary.matched} = {skipped}sharp {summary.sharp} + "
         f"blurry {summary.blurry} + errors {summary.errors} "
@@ -220,17 +234,139 @@ def detect(
     )
     click.echo(f"results: {os.path.join(output, 'results', 'run_id=' + summary.run_id)}")
     click.echo(f"errors:  {os.path.join(output, 'errors', 'run_id=' + summary.run_id)}")
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog=EPILOG_DETECT,
+)
+@click.argument("arguments", nargs=-1, metavar="INPUT...", type=click.UNPROCESSED)
+@click.option("--output", "-o", required=True,
+              help="Output folder (local or gs://, s3://). Created if missing; may hold earlier "
+                   "runs of sbdn, each in its own run_id=... folder.")
+@click.option("--classifier", "classifier_path", default=None, metavar="PATH",
+              help="Classifier .keras file. Default: the classifier shipped in models/.")
+@click.option("--identifier", "identifier_path", default=None, metavar="PATH",
+              help="Identifier .keras file. Default: the identifier shipped in models/.")
+@click.option("--blur-threshold", type=FiniteFloatRange(0, 1),
+              default=DEFAULT_BLUR_THRESHOLD, show_default=True,
+              help="An image is blurry when its blur probability is at least this.")
+@click.option("--mask-threshold", type=FiniteFloatRange(0, 1),
+              default=DEFAULT_MASK_THRESHOLD, show_default=True,
+              help="A mask pixel counts as blurred when its confidence is at least this.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=DEFAULT_BATCH_SIZE,
+              show_default=True, help="Images per model call.")
+@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS,
+              show_default=True,
+              help="Reject images with more pixels than this (checked on the header, before "
+                   "decoding: protects against decompression bombs).")
+@click.option("--run-id", default="", metavar="ID",
+              help="Name of this run (output folder run_id=ID; letters, digits, . _ -). "
+                   "Default: UTC time + random suffix. An existing run is never replaced "
+                   "unless --overwrite-run is given.")
+@click.option("--overwrite-run", is_flag=True,
+              help="Replace the run of the same --run-id in OUT (its images are processed "
+                   "again, also with --skip-existing; the old files go when the new ones "
+                   "are published).")
+@click.option("--skip-existing", is_flag=True,
+              help="Incremental run: skip images already in OUT (same URI, size and "
+                   "modification time in an earlier run's results or errors). New and changed "
+                   "files are processed.")
+@click.option("--retry-errors", is_flag=True,
+              help="With --skip-existing: process images that earlier runs could not again.")
+@click.option("--max-error-fraction", type=FiniteFloatRange(0, 1),
+              default=DEFAULT_MAX_ERROR_FRACTION, show_default=True,
+              help="Fail (exit 3, after writing everything) when more than this fraction of "
+                   "the processed images end in the errors table: the input is probably wrong.")
+@click.option("--overlays", "overlays_dir", default="", metavar="DIR",
+              help="Also write, for each blurry image, a JPEG of the photo with blurred pixels "
+                   "tinted red and regions boxed, named <image sha256>.jpg (results column "
+                   "overlay_uri).")
+@tile_options
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also show Beam, TensorFlow and Google client warnings, and full "
+                   "tracebacks.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print nothing but errors and warnings (for cron jobs).")
+@click.pass_context
+def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settings) -> None:
+    """Classify every image in INPUT as blurry or sharp; segment the blur in blurry ones.
+
+    INPUT is a folder (searched recursively), a glob, a text file listing one image URI per
+    line (.txt/.lst/.list), a single image, or a gs:// / s3:// path; give as many as you like
+    (a shell-expanded glob works too). Each image is processed once.
+
+    \b
+    Exit status: 0 done; 1 environment (unwritable output, another run holds OUT, broken
+    model file); 2 usage (unknown option, bad value, INPUT matches nothing, existing run id);
+    3 too many images failed; 130 interrupted.
+    """
+    from sbdn_pipeline import inputs, logs
+
+    verbose, quiet = settings.pop("verbose"), settings.pop("quiet")
+    logs.configure(verbose=verbose, quiet=quiet)
+    input_specs, beam_args = split_inputs_and_beam_args(
+        [*arguments, *ctx.args], option_names(ctx.command))
+    if not input_specs:
+        _usage("missing INPUT (a folder, glob, list file or image)")
+    if settings["retry_errors"] and not settings["skip_existing"]:
+        _usage("--retry-errors only makes sense with --skip-existing")
+    if not output.strip():
+        _usage("--output is empty; give a folder")
+    options = _detect_options(input_specs, output, settings)
+    _check_inputs(input_specs, output)
+    _check_output(output, options.overlays_dir)
+    if not inputs.is_remote(output):
+        from sbdn_pipeline import output_folder
+
+        try:
+            output_folder.check_new_run(output, options.run_id, options.overwrite_run)
+            output_folder.check_unlocked(output)
+        except output_folder.RunExistsError as exc:
+            _usage(str(exc))
+        except output_folder.OutputError as exc:
+            _fail(str(exc))
+    models = _load_models(settings["classifier_path"], settings["identifier_path"])
+    options = dataclasses.replace(options, classifier_path=models["classifier"].path,
+                                  identifier_path=models["identifier"].path)
+    if not quiet:
+        click.echo(
+            f"sbdn detect: {_describe_inputs(input_specs)} -> {output}\n"
+            f"  classifier {models['classifier'].model_id} "
+            f"(input {models['classifier'].input_size} px)\n"
+            f"  identifier {models['identifier'].model_id} "
+            f"(input {models['identifier'].input_size} px)", err=True)
+    summary = _run_detect(options, models, beam_args, quiet, verbose)
+    _print_summary(summary, output, options.skip_existing, options.overlays_dir, quiet)
     if not summary.reconciled:
         _fail("counts do not add up: some images are missing from both tables (a bug; "
               "please report it with this output)")
-    if summary.error_fraction > max_error_fraction:
+    if summary.error_fraction > options.max_error_fraction:
         click.echo(
             f"Error: {summary.error_fraction:.0%} of the processed images failed (limit "
-            f"{max_error_fraction:.0%}); is INPUT the right folder/bucket? Top reasons are in "
-            f"the errors table; everything was written.",
-            err=True,
-        )
-        ctx.exit(3)
+            f"{options.max_error_fraction:.0%}); is INPUT the right folder/bucket? Top reasons "
+            f"are in the errors table; everything was written.", err=True)
+        ctx.exit(EXIT_TOO_MANY_ERRORS)
+
+
+def _describe_inputs(input_specs: list[str]) -> str:
+    if len(input_specs) <= 3:
+        return ", ".join(input_specs)
+    return f"{input_specs[0]}, ... ({len(input_specs)} inputs)"
+
+
+def _detect_options(input_specs: list[str], output: str, settings: dict):
+    """DetectOptions from the command line (model paths filled in once models are found)."""
+    from sbdn_pipeline.options import DetectOptions
+
+    fields = {field.name for field in dataclasses.fields(DetectOptions)}
+    values = {name: value for name, value in settings.items() if name in fields}
+    values.update(classifier_path=values.get("classifier_path") or "",
+                  identifier_path=values.get("identifier_path") or "")
+    try:
+        return DetectOptions(input=tuple(input_specs), output=output, **values)
+    except ValueError as exc:
+        _usage(str(exc))
 
 
 from sbdn_pipeline.dataset_cli import make_dataset_command, show_dataset_command  # noqa: E402
@@ -279,7 +415,7 @@ def demo(ctx: click.Context, workdir: str) -> None:
         _fail(str(exc))
     click.echo(f"demo corpus: {len(written)} files in {photos}", err=True)
     run_id = f"demo-{os.getpid()}"
-    ctx.invoke(detect, input_spec=photos, output=output, run_id=run_id,
+    ctx.invoke(detect, arguments=(photos,), output=output, run_id=run_id,
                overlays_dir=os.path.join(workdir, "overlays"))
     results = {}
     for path in glob.glob(os.path.join(output, "results", f"run_id={run_id}", "*.parquet")):

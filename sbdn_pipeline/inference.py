@@ -282,10 +282,42 @@ def model_inputs(pixels: np.ndarray, plan: tiling.TilePlan | None, size: int,
     return np.concatenate(parts) if len(parts) > 1 else parts[0], info
 
 
+class ModelOutputError(ValueError):
+    """A model answered with something that is not a probability (NaN, inf, outside [0, 1])."""
+
+    error_type = "invalid_model_output"
+
+
+# Float32 sigmoids can land a hair outside [0, 1]; anything further is a broken model.
+_PROBABILITY_TOLERANCE = 1e-4
+
+
+def check_probabilities(values: np.ndarray, what: str) -> np.ndarray:
+    """Return ``values`` clipped to [0, 1] when they are probabilities (within rounding).
+
+    Raises:
+        ModelOutputError: NaN, infinite or clearly out-of-range outputs; such an image gets
+            an errors row instead of a verdict computed from garbage.
+    """
+    values = np.asarray(values)
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ModelOutputError(f"{what} returned {int((~finite).sum())} NaN/infinite values")
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if low < -_PROBABILITY_TOLERANCE or high > 1 + _PROBABILITY_TOLERANCE:
+        raise ModelOutputError(f"{what} returned values outside [0, 1] "
+                               f"(min {low:.4g}, max {high:.4g})")
+    return np.clip(values, 0.0, 1.0)
+
+
 def pooled_probability(predictions: np.ndarray, plan: tiling.TilePlan | None,
                        has_global: bool, method: str) -> float:
-    """P(blurry) of one image from its batch's outputs (tiles first, global view last)."""
-    values = np.asarray(predictions, np.float64).reshape(-1)
+    """P(blurry) of one image from its batch's outputs (tiles first, global view last).
+
+    Raises:
+        ModelOutputError: the classifier's outputs are not probabilities.
+    """
+    values = check_probabilities(np.asarray(predictions, np.float64).reshape(-1), "classifier")
     if plan is None:
         return float(values[-1])
     tiles = values[:plan.count]
@@ -300,7 +332,7 @@ def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
     Tile masks are stitched; where the tiles leave gaps (a plan that cannot cover the frame)
     the global view's mask fills in, blended so that no seam appears at tile borders.
     """
-    outputs = np.asarray(predictions, np.float32)
+    outputs = check_probabilities(np.asarray(predictions, np.float32), "identifier")
     if plan is None:
         return unletterbox_mask(outputs[-1], info)
     mask, weight = tiling.stitch_masks(outputs[:plan.count], plan, stride)

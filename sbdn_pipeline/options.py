@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 from typing import TYPE_CHECKING
@@ -57,7 +58,8 @@ class DetectOptions:
     """Everything the detect job needs besides Beam's own options.
 
     Attributes:
-        input: folder, glob, manifest (.txt: one URI per line), single file, or a cloud path.
+        input: folder, glob, manifest (.txt: one URI per line), single file, or a cloud path;
+            or a tuple of them (all are used, each image once).
         output: output folder (local path or cloud URI).
         classifier_path: `.keras` classifier file.
         identifier_path: `.keras` identifier file.
@@ -73,6 +75,7 @@ class DetectOptions:
         skip_existing: process only images whose (URI, size, mtime) is not yet in OUT.
         retry_errors: with skip_existing, process images that only have errors rows again.
         max_error_fraction: fail the run (after writing) when more images than this fail.
+        overwrite_run: when OUT already has run ``run_id``, replace it (else refuse to start).
         overlays_dir: when set, write an overlay JPEG per blurry image here.
         classifier_tiles: most native-scale tiles the classifier sees per image (0: only the
             letterbox of the whole image, as before tiling).
@@ -82,7 +85,7 @@ class DetectOptions:
             letterbox only).
     """
 
-    input: str
+    input: str | tuple[str, ...]
     output: str
     classifier_path: str
     identifier_path: str
@@ -98,12 +101,20 @@ class DetectOptions:
     skip_existing: bool = False
     retry_errors: bool = False
     max_error_fraction: float = DEFAULT_MAX_ERROR_FRACTION
+    overwrite_run: bool = False
     overlays_dir: str = ""
     classifier_tiles: int = DEFAULT_CLASSIFIER_TILES
     tile_pooling: str = DEFAULT_TILE_POOLING
     identifier_tiles: int = DEFAULT_IDENTIFIER_TILES
 
     def __post_init__(self) -> None:
+        for name in ("blur_threshold", "mask_threshold", "max_error_fraction",
+                     "min_region_fraction"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be a number in [0, 1], not {value!r}")
+        if not self.input_specs:
+            raise ValueError("no INPUT given")
         if self.tile_pooling not in POOLING_METHODS:
             raise ValueError(f"tile pooling {self.tile_pooling!r} is not one of "
                              f"{', '.join(POOLING_METHODS)}")
@@ -114,6 +125,12 @@ class DetectOptions:
                 f"run id {self.run_id!r} may only use letters, digits, '.', '_' and '-' "
                 "(it names a folder inside the output)"
             )
+
+
+    @property
+    def input_specs(self) -> tuple[str, ...]:
+        """Every INPUT of the run (one or more)."""
+        return (self.input,) if isinstance(self.input, str) else tuple(self.input)
 
 
 # Local worker processes when the user names no runner: one per core, at most this many (each

@@ -1,47 +1,21 @@
-"""Progress lines for long local runs: images done, rate and ETA, at most every few seconds."""
+"""Progress lines for long local runs: images done, rate and ETA, at most every few seconds.
+
+Local worker processes each keep their count of finished images in a small file
+(``CountFile``); the submitting process sums them and prints (``ProgressMonitor``), so one
+line speaks for the whole run, from its first second, whatever the number of workers.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 import time
+import uuid
 from typing import TextIO
 
-# One reporter per (process, run): the results and errors branches share it, so the count is
-# the images finished in this process whichever table they went to.
-_REPORTERS: dict[str, ProgressReporter] = {}
-_REPORTERS_LOCK = threading.Lock()
-
-
-class ProgressReporter:
-    """Counts finished images and prints a line at most every ``interval_s`` seconds."""
-
-    def __init__(self, total: int | None, interval_s: float = 10.0,
-                 stream: TextIO | None = None, clock=time.monotonic, label: str = "progress"):
-        self._total = total
-        self._label = label
-        self._interval_s = interval_s
-        self._stream = stream
-        self._clock = clock
-        self._started = clock()
-        self._last_print = self._started
-        self._done = 0
-        self._lock = threading.Lock()
-
-    @property
-    def done(self) -> int:
-        return self._done
-
-    def update(self, count: int = 1) -> None:
-        """Record finished images; print a progress line when the interval has passed."""
-        with self._lock:
-            self._done += count
-            now = self._clock()
-            if now - self._last_print < self._interval_s:
-                return
-            self._last_print = now
-            line = format_progress(self._done, self._total, now - self._started, self._label)
-        print(line, file=self._stream or sys.stderr, flush=True)
+_COUNT_FILES_LOCK = threading.Lock()
 
 
 def format_progress(done: int, total: int | None, elapsed_s: float,
@@ -55,10 +29,107 @@ def format_progress(done: int, total: int | None, elapsed_s: float,
     return f"{label}: {done:,} images ({rate:.1f} img/s)"
 
 
-def reporter_for(run_id: str, total: int | None, interval_s: float,
-                 label: str = "progress") -> ProgressReporter:
-    """The reporter of this run in this process (created on first use)."""
-    with _REPORTERS_LOCK:
-        if run_id not in _REPORTERS:
-            _REPORTERS[run_id] = ProgressReporter(total, interval_s, label=label)
-        return _REPORTERS[run_id]
+class CountFile:
+    """One process's count of finished images, rewritten (atomically) at most every 0.5 s."""
+
+    _MIN_WRITE_INTERVAL_S = 0.5
+
+    def __init__(self, folder: str, clock=time.monotonic):
+        self._path = os.path.join(folder, f"{os.getpid()}-{uuid.uuid4().hex}.count")
+        self._clock = clock
+        self._count = 0
+        self._written_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def add(self, count: int = 1) -> None:
+        with self._lock:
+            self._count += count
+            if self._clock() - self._written_at >= self._MIN_WRITE_INTERVAL_S:
+                self._write()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        self._written_at = self._clock()
+        partial = f"{self._path}.partial"
+        # Progress is a courtesy: a full disk or a removed folder must not fail the run.
+        with contextlib.suppress(OSError):
+            with open(partial, "w", encoding="ascii") as handle:
+                handle.write(str(self._count))
+            os.replace(partial, self._path)
+
+
+_COUNT_FILES: dict[str, CountFile] = {}
+
+
+def count_file(folder: str) -> CountFile:
+    """This process's CountFile in ``folder`` (the results and errors branches share it)."""
+    with _COUNT_FILES_LOCK:
+        if folder not in _COUNT_FILES:
+            _COUNT_FILES[folder] = CountFile(folder)
+        return _COUNT_FILES[folder]
+
+
+def read_counts(folder: str) -> int:
+    """Images finished so far, summed over every process's CountFile in ``folder``."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if name.endswith(".count"):
+                with contextlib.suppress(OSError, ValueError):
+                    with open(os.path.join(folder, name), encoding="ascii") as handle:
+                        total += int(handle.read() or 0)
+    return total
+
+
+class ProgressMonitor:
+    """A thread that prints the run's progress from the CountFiles in ``folder``.
+
+    On a terminal the line is redrawn in place every second; otherwise (logs, cron) a new line
+    is printed every ``interval_s``. Nothing is printed for runs shorter than that.
+    """
+
+    def __init__(self, folder: str, total: int | None, interval_s: float = 10.0,
+                 stream: TextIO | None = None):
+        self._folder = folder
+        self._total = total
+        self._stream = stream or sys.stderr
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._interval_s = 1.0 if self._tty else interval_s
+        self._delay_s = interval_s  # the first line: only runs longer than this get one
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sbdn-progress", daemon=True)
+        self._started = time.monotonic()
+        self._drawn = False
+
+    def __enter__(self) -> ProgressMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._drawn and self._tty:
+            self._stream.write("\r\033[K")  # the summary replaces the live line
+            self._stream.flush()
+
+    def _loop(self) -> None:
+        if self._stop.wait(self._delay_s):
+            return
+        while True:
+            self._print(read_counts(self._folder))
+            if self._stop.wait(self._interval_s):
+                return
+
+    def _print(self, done: int) -> None:
+        line = format_progress(done, self._total, time.monotonic() - self._started)
+        if done == 0:
+            line += " - starting workers and loading models"
+        if self._tty:
+            self._stream.write(f"\r\033[K{line}")
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+        self._drawn = True
