@@ -47,8 +47,10 @@ def check_local_output(output: str) -> None:
         raise OutputError(f"output '{output}' lies under '{parent}', which is a file")
     if os.path.exists(output) and not os.path.isdir(output):
         raise OutputError(f"output '{output}' exists and is not a folder")
-    if os.path.isdir(output) and os.listdir(output) and not os.path.exists(
-            os.path.join(output, schemas.OUTPUT_MARKER)):
+    # The lock file alone: a first run on this folder holds it and has not written yet.
+    entries = [name for name in os.listdir(output) if name != LOCK_FILE] if os.path.isdir(
+        output) else []
+    if entries and not os.path.exists(os.path.join(output, schemas.OUTPUT_MARKER)):
         raise OutputError(
             f"output '{output}' exists, is not empty and is not an sbdn output folder "
             f"(no {schemas.OUTPUT_MARKER}); choose a new or empty folder")

@@ -23,3 +23,23 @@ def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """A folder of sharp, blurred, half-blurred, odd-format and corrupt images."""
     folder = tmp_path_factory.mktemp("images")
     return imagegen.write_mixed_folder(str(folder))
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_settings():
+    """`sbdn` commands run in process set log levels and worker env vars: undo after each test."""
+    import logging
+
+    from sbdn_pipeline import logs
+
+    names = ("", *logs.LIBRARY_LOGGERS)
+    levels = {name: logging.getLogger(name).level for name in names}
+    env = {name: os.environ.get(name) for name in ("PYTHONWARNINGS", "TF_CPP_MIN_LOG_LEVEL")}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

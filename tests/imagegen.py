@@ -107,6 +107,19 @@ def save_tiny_models(folder: str, size: int = TINY_INPUT_SIZE) -> dict[str, str]
     return paths
 
 
+def save_constant_classifier(path: str, value: float, size: int = TINY_INPUT_SIZE) -> str:
+    """A broken classifier that answers ``value`` (e.g. NaN or 7.0) for every image."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    answer = keras.layers.Dense(1, name="answer")  # no sigmoid: the output is the bias
+    model = keras.Model(inputs, answer(pooled), name="constant_classifier")
+    answer.set_weights([np.zeros((3, 1), np.float32), np.array([value], np.float32)])
+    model.save(path)
+    return path
+
+
 def write_mixed_folder(folder: str, n_sharp: int = 4, n_blurred: int = 4) -> dict[str, object]:
     """Write a mixed set of images; returns paths grouped by what should happen to them."""
     expected: dict[str, list[str]] = {"sharp": [], "blurry": [], "error": []}
