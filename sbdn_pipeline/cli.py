@@ -208,7 +208,7 @@ def detect(
         progress_interval = PROGRESS_INTERVAL_S
         if not inputs.is_remote(input_spec):
             # Listing a local collection is cheap next to classifying it; it gives the ETA.
-            progress_total = sum(1 for _ in inputs.expand_input(input_spec, output))
+            progress_total = sum(1 for _ in inputs.list_input(input_spec, output))
     summary = detect_job.run(options, models["classifier"], models["identifier"],
                              pipeline_options, progress_total, progress_interval)
     rate = summary.matched / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
