@@ -69,6 +69,17 @@ def png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
+def progressive_jpeg(pixels: np.ndarray, extra_scans: int = 0) -> bytes:
+    """A progressive JPEG; extra_scans repeats its last scan (slow to decode, still valid).
+
+    A repeated refinement scan is only a libjpeg warning, so the decoder goes through every
+    one of them: the shape of the "200 KB file that takes 27 s to decode" of issue 16.
+    """
+    data = encode(pixels, "JPEG", progressive=True, quality=90)
+    last_scan = data[data.rfind(b"\xff\xda"):-2]  # FF DA never occurs inside scan data
+    return data[:-2] + last_scan * extra_scans + b"\xff\xd9"
+
+
 def save_tiny_models(folder: str, size: int = TINY_INPUT_SIZE) -> dict[str, str]:
     """Build, save and return the paths of the tiny Laplacian-energy classifier and identifier."""
     import keras
