@@ -213,8 +213,9 @@ def _write_hostile_tree(folder: Any, expected: dict[str, tuple[str, object, Any]
     """Folders, links and mtimes: entries that are more than bytes in a file."""
     os.utime(folder / HOSTILE_FAR_FUTURE, ns=(0, FAR_FUTURE_MTIME_NS))  # ext4 clamps: 2446
     os.utime(folder / "pre_epoch_mtime.png", ns=(0, -2_000_000_000 * 10**9))  # 1906
+    png = (folder / "really_a_png.jpg").read_bytes()
     (folder / "image_dir.jpg").mkdir()  # a folder named like an image is walked, not read
-    (folder / "image_dir.jpg" / "inside.png").write_bytes(expected["spaces and ünïcödé 图片.png"][2])
+    (folder / "image_dir.jpg" / "inside.png").write_bytes(png)
     expected["inside.png"] = ("results", False, None)
     (folder / HOSTILE_LOCKED_FOLDER).mkdir()
     (folder / HOSTILE_LOCKED_FOLDER / "behind_the_lock.png").write_bytes(b"never listed")
