@@ -84,6 +84,11 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _timestamp(microseconds: int | None) -> datetime.datetime | None:
+    """The timestamp of a row; None (NULL) when no datetime can hold it (year > 9999 or < 1).
+
+    Never raises: one file's odd mtime must not fail the step that writes every row.
+    """
+    microseconds = inputs.representable_us(microseconds)
     if microseconds is None:
         return None
     return _EPOCH + datetime.timedelta(microseconds=microseconds)
@@ -166,7 +171,8 @@ class _DecodeImagesFn(beam.DoFn):
             sha256, size = hashlib.sha256(data).hexdigest(), len(data)
             source = ImageSource(data, max_pixels=options.max_pixels,
                                  min_side=options.min_side,
-                                 max_aspect_ratio=options.max_aspect_ratio)
+                                 max_aspect_ratio=options.max_aspect_ratio,
+                                 max_jpeg_scan_pixels=options.max_jpeg_scan_pixels)
             # Decoded here (not lazily) so broken files are decode errors, at the size the
             # classifier asks for: a JPEG needing only half its pixels is decoded at half size.
             decoded = source.decode_for(self._classifier_view)
@@ -201,35 +207,90 @@ class _DecodeImagesFn(beam.DoFn):
         )
 
 
+class _ListInputsFn(beam.DoFn):
+    """INPUT -> its URIs; folders that cannot be listed (or a listing that fails) -> errors rows.
+
+    Each such row counts as one matched input (it stands for the folder's unknown files), so
+    matched == skipped + sharp + blurry + errors still holds.
+    """
+
+    def __init__(self, exclude: str | None, run_id: str):
+        self._exclude = exclude
+        self._run_id = run_id
+        self._matched = Metrics.counter(METRICS_NAMESPACE, COUNTER_MATCHED)
+
+    def _error(self, uri: str, error_type: str, message: str) -> beam.pvalue.TaggedOutput:
+        self._matched.inc()
+        return beam.pvalue.TaggedOutput(_ERRORS_TAG, error_row(
+            uri, schemas.STAGE_LIST, error_type, message, self._run_id))
+
+    def process(self, input_spec: str) -> Iterator[Any]:
+        try:
+            for item in inputs.list_input(input_spec, self._exclude):
+                if isinstance(item, inputs.ListingError):
+                    yield self._error(item.uri, item.error_type, item.message)
+                else:
+                    yield item
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable manifest or bucket
+            # The URIs listed so far go on; the rest of INPUT is this one row.
+            yield self._error(input_spec, "list_error",
+                              f"cannot list input: {type(exc).__name__}: {exc}")
+
+
+class _StatFilesFn(beam.DoFn):
+    """URI -> InputFile; a failure is the URI's errors row (stat_input itself never raises)."""
+
+    def __init__(self, run_id: str):
+        self._run_id = run_id
+
+    def process(self, uri: str) -> Iterator[Any]:
+        try:
+            yield inputs.stat_input(uri)
+        except Exception as exc:  # noqa: BLE001 - one file's metadata must not fail the job
+            yield beam.pvalue.TaggedOutput(_ERRORS_TAG, error_row(
+                uri, schemas.STAGE_LIST, "stat_error", f"{type(exc).__name__}: {exc}",
+                self._run_id))
+
+
 class MatchInputs(beam.PTransform):
     """INPUTs (folders, globs, manifests, files) -> distinct InputFiles, spread over workers.
 
     Size and modification time come from the file system's metadata (no file is read here);
     they are looked up after the shuffle so that, at scale, many workers do it in parallel.
+    Returns ``{"files": InputFiles, "errors": errors rows}`` (stage "list").
     """
 
-    def __init__(self, input_specs: str | Sequence[str], exclude: str | None = None):
+    def __init__(self, input_specs: str | Sequence[str], exclude: str | None = None,
+                 run_id: str = ""):
         super().__init__()
         self._input_specs = [input_specs] if isinstance(input_specs, str) else list(input_specs)
         self._exclude = exclude
+        self._run_id = run_id
 
-    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pipeline: beam.pvalue.PBegin) -> dict[str, beam.PCollection]:
         matched = Metrics.counter(METRICS_NAMESPACE, COUNTER_MATCHED)
 
         def count(uri: str) -> str:
             matched.inc()
             return uri
 
-        return (
+        listed = (
             pipeline
             | "InputSpecs" >> beam.Create(self._input_specs)
-            | "Expand" >> beam.FlatMap(inputs.expand_input, self._exclude)
+            | "Expand" >> beam.ParDo(_ListInputsFn(self._exclude, self._run_id)).with_outputs(
+                _ERRORS_TAG, main="uris")
+        )
+        stats = (
+            listed.uris
             # A duplicated manifest line must not give one image two rows. Distinct also
             # shuffles the URIs, which spreads the work over all workers.
             | "Deduplicate" >> beam.Distinct()
             | "Count" >> beam.Map(count)
-            | "StatFiles" >> beam.Map(inputs.stat_input)
+            | "StatFiles" >> beam.ParDo(_StatFilesFn(self._run_id)).with_outputs(
+                _ERRORS_TAG, main="files")
         )
+        errors = (listed[_ERRORS_TAG], stats[_ERRORS_TAG]) | "ListErrors" >> beam.Flatten()
+        return {"files": stats.files, "errors": errors}
 
 
 def previous_output_patterns(output: str, include_errors: bool) -> list[str]:
@@ -693,7 +754,8 @@ def build_pipeline(
             Beam counters in their UIs instead).
     """
     exclude = None if inputs.is_remote(options.output) else options.output
-    files = pipeline | "MatchInputs" >> MatchInputs(options.input_specs, exclude)
+    matched = pipeline | "MatchInputs" >> MatchInputs(options.input_specs, exclude, run_id)
+    files = matched["files"]
     if options.skip_existing:
         files = files | "SkipProcessed" >> SkipProcessed(
             previous_output_patterns(options.output, include_errors=not options.retry_errors),
@@ -717,8 +779,8 @@ def build_pipeline(
     )
     results = (sharp_rows.ok, segmented["rows"]) | "AllResults" >> beam.Flatten()
     errors = (
-        (decoded[_ERRORS_TAG], classified["errors"], sharp_rows[_ERRORS_TAG],
-         segmented["errors"])
+        (matched["errors"], decoded[_ERRORS_TAG], classified["errors"],
+         sharp_rows[_ERRORS_TAG], segmented["errors"])
         | "AllErrors" >> beam.Flatten()
     )
     if progress_dir:
@@ -731,7 +793,10 @@ def build_pipeline(
 
 @dataclasses.dataclass(frozen=True)
 class DetectSummary:
-    """Counts of one run; ``matched == skipped + sharp + blurry + errors`` when nothing was lost."""
+    """Counts of one run; ``matched == skipped + sharp + blurry + errors`` when nothing was lost.
+
+    A folder that could not be listed is one errors row and counts as one matched input.
+    """
 
     run_id: str
     matched: int

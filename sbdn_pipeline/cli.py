@@ -177,7 +177,9 @@ def _progress_total(input_specs: list[str], output: str) -> int | None:
 
     if any(inputs.is_remote(spec) for spec in input_specs):
         return None
-    return len({uri for spec in input_specs for uri in inputs.expand_input(spec, output)})
+    # Listing errors are counted too: each becomes one errors row.
+    return len({getattr(item, "uri", item) for spec in input_specs
+                for item in inputs.list_input(spec, output)})
 
 
 def _run_detect(options, models: dict, beam_args: list[str], quiet: bool, verbose: bool):

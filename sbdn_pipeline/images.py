@@ -27,6 +27,14 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
+# Image formats we recognise but do not decode: named, so the error says what to do.
+_UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
+    (4, b"ftypheic", "HEIC"), (4, b"ftypheix", "HEIC"), (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"), (4, b"ftypavis", "AVIF"),
+    (0, b"\xff\x0a", "JPEG XL"), (0, b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (0, b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (0, b"8BPS", "Photoshop PSD"), (0, b"\x00\x00\x01\x00", "Windows icon (ICO)"),
+)
 _TEXT_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"[")
 
 # EXIF orientation tag and the numpy operations that undo each orientation value.
@@ -68,6 +76,48 @@ def sniff_format(data: bytes) -> str | None:
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return None
+
+
+def unsupported_format(data: bytes) -> str | None:
+    """The name of an image format we recognise but do not decode (HEIC, AVIF, ...), or None."""
+    for offset, signature, name in _UNSUPPORTED:
+        if data[offset:offset + len(signature)] == signature:
+            return name
+    return None
+
+
+def count_jpeg_scans(data: bytes) -> int:
+    """Number of scans (SOS markers) of a JPEG: 1 for baseline, about 10 for progressive.
+
+    The header segments are skipped by their lengths up to the first scan; after it, SOS
+    markers are counted (entropy-coded data never holds FF DA: a data FF is followed by 00).
+    """
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return 0  # broken header: the decoder reports it
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return 1 + data.count(b"\xff\xda", pos + 2)
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return 0
+
+
+def _check_scan_budget(data: bytes, width: int, height: int, max_scan_pixels: int) -> None:
+    scans = count_jpeg_scans(data)
+    if scans > 1 and width * height * scans > max_scan_pixels:
+        raise ImageError(
+            "too_many_scans",
+            f"progressive JPEG of {width}x{height} with {scans:,} scans: decoding would pass "
+            f"over {width * height * scans:,} pixels, more than the limit of "
+            f"{max_scan_pixels:,} (normal files have about 10 scans)",
+        )
 
 
 def _describe_non_image(data: bytes) -> str:
@@ -173,6 +223,7 @@ def decode_image(
     max_pixels: int = defaults.DEFAULT_MAX_PIXELS,
     min_side: int = defaults.DEFAULT_MIN_SIDE,
     max_aspect_ratio: float = defaults.DEFAULT_MAX_ASPECT_RATIO,
+    max_jpeg_scan_pixels: int = defaults.DEFAULT_MAX_JPEG_SCAN_PIXELS,
     target_long_side: int | None = None,
     jpeg_ratio: Callable[[int, int], int] | None = None,
 ) -> DecodedImage:
@@ -183,6 +234,8 @@ def decode_image(
         max_pixels: reject images with more pixels than this, checked on the header.
         min_side: reject images whose short side is smaller.
         max_aspect_ratio: reject images more elongated than this.
+        max_jpeg_scan_pixels: reject JPEGs whose pixels x scans exceed this (decode time
+            grows with both), counted on the markers before decoding.
         target_long_side: the largest size any model needs; JPEGs much larger than this are
             decoded with a DCT-domain downscale (cheaper, and the models never see more).
         jpeg_ratio: instead of target_long_side, chooses the DCT-domain downscale (1, 2, 4
@@ -197,6 +250,9 @@ def decode_image(
     if not data:
         raise ImageError("empty_file", "file is empty (0 bytes)")
     image_format = sniff_format(data)
+    if image_format is None and unsupported_format(data):
+        raise ImageError("unsupported_format", f"{unsupported_format(data)} images are not "
+                         "supported; convert them to JPEG, PNG, WebP or TIFF")
     if image_format is None:
         raise ImageError("not_an_image", _describe_non_image(data))
     width, height, orientation = _read_header(data, image_format)
@@ -214,6 +270,8 @@ def decode_image(
             "aspect_ratio_out_of_range",
             f"{width}x{height} is more elongated than {max_aspect_ratio:g}:1",
         )
+    if image_format == "JPEG":
+        _check_scan_budget(data, width, height, max_jpeg_scan_pixels)
     ratio = 1
     if image_format == "JPEG" and jpeg_ratio is not None:
         oriented = (width, height) if orientation in (5, 6, 7, 8) else (height, width)

@@ -21,6 +21,11 @@ DEFAULT_BATCH_SIZE = 16
 # 100 megapixels: larger than any camera photo, far smaller than a decompression bomb.
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+# Decode budget of a progressive JPEG, in pixels x scans: each scan passes over the whole
+# coefficient buffer, so a 200 KB file of 4000x4000 pixels and thousands of scans took 27 s.
+# Camera and web encoders write 10 scans (libjpeg) to about 20 (mozjpeg); this allows 32 scans
+# at the 100 MP pixel limit (about 3 s of decoding at worst) and rejects the rest unread.
+DEFAULT_MAX_JPEG_SCAN_PIXELS = 32 * DEFAULT_MAX_PIXELS
 # Below this size (short side) or beyond this aspect ratio, "blurry" has no useful meaning.
 DEFAULT_MIN_SIDE = 16
 DEFAULT_MAX_ASPECT_RATIO = 20.0
@@ -68,6 +73,8 @@ class DetectOptions:
         batch_size: largest inference batch.
         max_pixels: images with more pixels (read from the header) are rejected before decoding.
         max_file_bytes: larger files are rejected without being read whole.
+        max_jpeg_scan_pixels: JPEGs whose pixels x scans exceed this are rejected before
+            decoding (``too_many_scans``).
         min_side: images whose short side is smaller are rejected.
         max_aspect_ratio: images more elongated than this are rejected.
         min_region_fraction: smallest connected region reported in blur_regions.
@@ -94,6 +101,7 @@ class DetectOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_jpeg_scan_pixels: int = DEFAULT_MAX_JPEG_SCAN_PIXELS
     min_side: int = DEFAULT_MIN_SIDE
     max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
     min_region_fraction: float = DEFAULT_MIN_REGION_FRACTION

@@ -82,7 +82,8 @@ RESULTS_SCHEMA = pa.schema(
 ERRORS_SCHEMA = pa.schema(
     [
         pa.field("image_uri", pa.string(), nullable=False),
-        # Pipeline stage that failed: read, decode, classify, segment.
+        # Pipeline stage that failed: list, read, decode, classify, segment. A "list" row's
+        # image_uri is the folder (or INPUT) that could not be listed, or the file not stat'd.
         pa.field("stage", pa.string(), nullable=False),
         # Short machine-readable reason, e.g. "empty_file", "not_an_image", "too_many_pixels".
         pa.field("error_type", pa.string(), nullable=False),
@@ -97,6 +98,7 @@ ERRORS_SCHEMA = pa.schema(
 )
 
 # Values of the ``stage`` column of the errors table.
+STAGE_LIST = "list"
 STAGE_READ = "read"
 STAGE_DECODE = "decode"
 STAGE_CLASSIFY = "classify"

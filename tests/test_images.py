@@ -111,3 +111,47 @@ def test_pixel_limit_is_checked_on_the_header_before_decoding() -> None:
     # the limit must reject it from the header alone.
     with pytest.raises(images.ImageError, match="exceeds the limit"):
         images.decode_image(imagegen.png_header_only(10_000, 10_000), max_pixels=1_000_000)
+
+
+def test_scans_are_counted_on_the_markers() -> None:
+    assert images.count_jpeg_scans(imagegen.encode(_rgb(), "JPEG")) == 1
+    progressive = imagegen.progressive_jpeg(_rgb())
+    assert 6 <= images.count_jpeg_scans(progressive) <= 12
+    assert images.count_jpeg_scans(imagegen.progressive_jpeg(_rgb(), 500)) == (
+        images.count_jpeg_scans(progressive) + 500)
+
+
+def test_progressive_jpeg_with_thousands_of_scans_is_rejected_before_decoding() -> None:
+    # 2.6 MP x 3,000 scans: over the default budget (32 scans at 100 MP), and slow to decode.
+    flat = np.full((1600, 1600, 3), 128, np.uint8)
+    data = imagegen.progressive_jpeg(flat, 3000)
+    assert len(data) < 100_000
+    with pytest.raises(images.ImageError) as caught:
+        images.decode_image(data)
+    assert caught.value.error_type == "too_many_scans"
+    assert "3,0" in caught.value.message
+
+
+def test_normal_progressive_jpegs_pass_the_scan_budget() -> None:
+    decoded = images.decode_image(imagegen.progressive_jpeg(_rgb()))
+    assert (decoded.width, decoded.height) == (80, 60)
+    # A 100 MP progressive JPEG with 20 scans is within the default budget.
+    images._check_scan_budget(b"\xff\xd8" + b"\xff\xda\x00\x02" * 20, 10_000, 10_000,
+                              images.defaults.DEFAULT_MAX_JPEG_SCAN_PIXELS)
+    # The budget is an option: a tighter one rejects even a normal one.
+    with pytest.raises(images.ImageError, match="scans"):
+        images.decode_image(imagegen.progressive_jpeg(_rgb()), max_jpeg_scan_pixels=80 * 60)
+
+
+@pytest.mark.parametrize("data, name", [
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(32), "HEIC"),
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + bytes(32), "AVIF"),
+    (b"\xff\x0a" + bytes(32), "JPEG XL"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(32), "JPEG 2000"),
+    (b"8BPS\x00\x01" + bytes(32), "PSD"),
+], ids=["heic", "avif", "jxl", "jp2", "psd"])
+def test_known_but_unsupported_formats_are_named(data: bytes, name: str) -> None:
+    with pytest.raises(images.ImageError) as caught:
+        images.decode_image(data)
+    assert caught.value.error_type == "unsupported_format"
+    assert name in caught.value.message
