@@ -25,9 +25,10 @@ from tests.beam_jobs.test_detect import read_table
 
 
 def detect(models: dict[str, str], *args: str):
+    # The test's own arguments last: click keeps the last value of an option given twice.
     return CliRunner().invoke(cli, [
-        "detect", *args, "--classifier", models["classifier"],
-        "--identifier", models["identifier"], "--batch-size", "4", "--direct_num_workers=1"])
+        "detect", "--classifier", models["classifier"], "--identifier", models["identifier"],
+        "--batch-size", "4", "--direct_num_workers=1", *args])
 
 
 def one_line_error(result, fragment: str, exit_code: int) -> None:
@@ -275,3 +276,21 @@ def test_f15_help_imports_neither_tensorflow_nor_beam() -> None:
     started = time.monotonic()
     assert _run_sbdn("detect", "--help", timeout=30).returncode == 0
     assert time.monotonic() - started <= 1.5  # ~0.3 s here; the target is 1 s
+
+
+def test_f13_the_same_image_gets_the_same_probability_whatever_the_flags(
+        tmp_path, tiny_models) -> None:
+    folder = tmp_path / "in"
+    write_images(folder, 6)
+    runs = {"plain": [], "overlays": ["--overlays", str(tmp_path / "overlays")],
+            "batch of one": ["--batch-size", "1"], "high threshold": ["--blur-threshold", "0.9"]}
+    probabilities = {}
+    for name, extra in runs.items():
+        output = str(tmp_path / name.replace(" ", "_"))
+        result = detect(tiny_models, str(folder), "-o", output, *extra)
+        assert result.exit_code == 0, result.output
+        probabilities[name] = {os.path.basename(r["image_uri"]): r["blur_probability"]
+                               for r in read_table(output, "results").to_pylist()}
+    assert len(probabilities["plain"]) == 6
+    for name, values in probabilities.items():
+        assert values == probabilities["plain"], name  # bit for bit
