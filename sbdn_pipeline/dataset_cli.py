@@ -126,6 +126,12 @@ def make_dataset_command(  # noqa: PLR0913 - one parameter per option
     overwrite: bool,
 ) -> None:
     """Make a synthetic blur training data set (TFRecords) from sharp photos with Beam."""
+    from sbdn_pipeline.cli_args import option_names, split_inputs_and_beam_args
+
+    strays, beam_args = split_inputs_and_beam_args(ctx.args, option_names(ctx.command))
+    if strays:
+        raise click.UsageError(f"unexpected argument {strays[0]!r} (make-dataset takes options "
+                               "only; photos come from --sharp-images)")
     from beam_jobs import make_dataset
 
     if variants_per_image is None:
@@ -169,7 +175,7 @@ def make_dataset_command(  # noqa: PLR0913 - one parameter per option
     )
     started = time.monotonic()
     try:
-        manifest = make_dataset.run(options, list(ctx.args), photos=photos)
+        manifest = make_dataset.run(options, beam_args, photos=photos)
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from exc
     elapsed = time.monotonic() - started

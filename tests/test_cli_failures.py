@@ -294,3 +294,10 @@ def test_f13_the_same_image_gets_the_same_probability_whatever_the_flags(
     assert len(probabilities["plain"]) == 6
     for name, values in probabilities.items():
         assert values == probabilities["plain"], name  # bit for bit
+
+
+def test_f2_make_dataset_refuses_typos_too(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["make-dataset", "--sharp-images", str(tmp_path),
+                                      "--output", str(tmp_path / "data"),
+                                      "--varaints-per-image", "2"])
+    one_line_error(result, "did you mean --variants-per-image?", 2)
