@@ -17,19 +17,29 @@ reproduces each with a tiny pipeline and no models):
    a GroupByKey keeps its input's partition count: after ``Create`` of one element, all the
    work is one partition, on one worker.
 
-``SbdnDaskRunner`` keeps Beam's runner and its Create / Flatten / GroupByKey translations and
-replaces only what is broken: ParDo bags carry ``(tag, value)`` pairs and each consumer picks
-its tag; ``finish_bundle`` output is kept; every sink is computed, in one graph; side inputs are
-graph dependencies, computed once; each bundle reports its Beam counters, which the result
-sums; bounded ``Read`` is translated; a GroupByKey spreads its output over the workers.
+``SbdnDaskRunner`` keeps Beam's runner and its Create / GroupByKey translations and replaces
+only what is broken: ParDo bags carry ``(tag, value)`` pairs and each consumer picks its tag;
+``finish_bundle`` output is kept; every sink is computed, in one graph (so what they share is
+computed once); side inputs are graph dependencies, computed once; each bundle reports its
+Beam counters, which the result sums (the detect summary needs them); bounded ``Read`` is
+translated (``--skip-existing``); a GroupByKey spreads its output over at least
+``--dask_npartitions`` partitions (default: twice the cluster's worker threads) and a Flatten
+coalesces back to that many. A set-up DoFn serves every bundle of its ParDo in a worker thread
+(Beam's runner set up and tore down per partition: models reloaded for each).
 ``--runner DaskRunner`` selects it (``sbdn_pipeline.options.make_runner``).
+
+Like Beam's runner, a partition is one in-memory list on one worker: for large inputs raise
+``--dask_npartitions`` so that a partition holds some hundred images.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import threading
 import typing as t
+import uuid
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -56,6 +66,7 @@ _READ_BUNDLE_BYTES = 64 * 1024 * 1024
 class _BundleSpec:
     """What a worker needs to run one ParDo over one partition (pickled into the task)."""
 
+    key: str  # unique per ParDo and run: names its set-up DoFn in the worker's cache
     fn: beam.DoFn
     label: str
     window_fn: t.Any
@@ -88,6 +99,28 @@ class _Receivers(dict):
         return self[tag]
 
 
+# Set-up DoFns per worker thread, most recently used last: Beam lets a DoFn serve many
+# bundles, and setting one up per partition would reload the models each time.
+_DOFNS = threading.local()
+_MAX_CACHED_DOFNS = 64
+
+
+def _set_up_dofn(spec: _BundleSpec) -> tuple[beam.DoFn, DoFnSignature]:
+    cache = getattr(_DOFNS, "cache", None)
+    if cache is None:
+        cache = _DOFNS.cache = collections.OrderedDict()
+    if spec.key in cache:
+        cache.move_to_end(spec.key)
+        return cache[spec.key]
+    signature = DoFnSignature(spec.fn)
+    signature.setup_lifecycle_method.method_value()
+    cache[spec.key] = spec.fn, signature
+    while len(cache) > _MAX_CACHED_DOFNS:
+        _, (_, old) = cache.popitem(last=False)
+        old.teardown_lifecycle_method.method_value()
+    return cache[spec.key]
+
+
 def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec,
                 *side_values: list[t.Any]) -> list[tuple[str | None, t.Any]]:
     """Run a DoFn over one partition: its outputs (finish_bundle's too) and its metrics."""
@@ -100,10 +133,6 @@ def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec,
         window_fn=spec.window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
         per_element_output_counter=None, output_batch_converter=None,
         process_yields_batches=False, process_batch_yields_elements=False)
-    invoker = DoFnInvoker.create_invoker(
-        DoFnSignature(spec.fn), handler, context=DoFnContext(spec.label, state=None),
-        side_inputs=side_inputs, input_args=spec.args, input_kwargs=spec.kwargs,
-        user_state_context=None, bundle_finalizer_param=beam.DoFn.BundleFinalizerParam())
     # Beam counters find their container through the thread's state sampler.
     container = MetricsContainer(spec.label)
     sampler = statesampler.StateSampler("", counters.CounterFactory())
@@ -111,16 +140,25 @@ def _run_bundle(items: t.Iterable[t.Any], spec: _BundleSpec,
     statesampler.set_current_tracker(sampler)
     try:
         with sampler.scoped_state(spec.label, "process", metrics_container=container):
-            invoker.invoke_setup()
-            invoker.invoke_start_bundle()
-            for item in items:
-                invoker.invoke_process(item)
-            invoker.invoke_finish_bundle()
-            invoker.invoke_teardown()
+            _invoke(spec, items, handler, side_inputs)
     finally:
         statesampler.set_current_tracker(previous)
     outputs.append((_METRICS_TAG, container.get_cumulative()))
     return outputs
+
+
+def _invoke(spec: _BundleSpec, items: t.Iterable[t.Any], handler: _OutputHandler,
+            side_inputs: list[SideInputMap]) -> None:
+    """One bundle through the (cached, set-up) DoFn."""
+    _, signature = _set_up_dofn(spec)
+    invoker = DoFnInvoker.create_invoker(
+        signature, handler, context=DoFnContext(spec.label, state=None),
+        side_inputs=side_inputs, input_args=spec.args, input_kwargs=spec.kwargs,
+        user_state_context=None, bundle_finalizer_param=beam.DoFn.BundleFinalizerParam())
+    invoker.invoke_start_bundle()
+    for item in items:
+        invoker.invoke_process(item)
+    invoker.invoke_finish_bundle()
 
 
 def _concat(*partitions: list[t.Any]) -> list[t.Any]:
@@ -154,7 +192,8 @@ class _TaggedParDo(beam_ops.DaskBagOp):
         window_fn = getattr(getattr(main_input, "windowing", None), "windowfn", None)
         views = [(type(si), si._view_options(), si._window_mapping_fn)  # noqa: SLF001
                  for si in self.applied.side_inputs]
-        spec = _BundleSpec(transform.fn, transform.label, window_fn, list(args), kwargs, views)
+        spec = _BundleSpec(uuid.uuid4().hex, transform.fn, transform.label, window_fn,
+                           list(args), kwargs, views)
         values = [dask.delayed(_concat)(*bag.to_delayed(optimize_graph=False))
                   for bag in self.side_bags]
         return input_bag.map(beam_ops.get_windowed_value, window_fn).map_partitions(
@@ -174,20 +213,40 @@ class _SpreadGroupByKey(beam_ops.GroupByKey):
         return grouped
 
 
+@dataclasses.dataclass
+class _CoalescingFlatten(beam_ops.Flatten):
+    """Beam's Flatten, coalesced back to the widest input or ``partitions``, whichever is more.
+
+    db.concat adds the inputs' partitions up, and the detect job flattens at every stage
+    (errors of three stages, results of two branches): without this, sinks see thousands of
+    mostly empty partitions, one task (and one Parquet file) each.
+    """
+
+    partitions: int = 1
+
+    def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
+        flat = super().apply(input_bag, side_inputs)
+        widest = max([bag.npartitions for bag in input_bag] + [self.partitions])
+        return flat.repartition(npartitions=widest) if flat.npartitions > widest else flat
+
+
 def _read_bundles(bundles: t.Iterable[t.Any]) -> list[t.Any]:
     return [item for bundle in bundles for item in bundle.source.read(
         bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position))]
 
 
+@dataclasses.dataclass
 class _ReadBounded(beam_ops.DaskBagOp):
     """A bounded source, split on the client, each split read in its own partition."""
+
+    partitions: int = 1
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
         import dask.bag as db
 
         bundles = list(self.transform.source.split(_READ_BUNDLE_BYTES))
-        return db.from_sequence(bundles, npartitions=max(1, len(bundles))).map_partitions(
-            _read_bundles)
+        partitions = max(1, min(len(bundles), self.partitions))
+        return db.from_sequence(bundles, npartitions=partitions).map_partitions(_read_bundles)
 
 
 class _BagVisitor(PipelineVisitor):
@@ -223,7 +282,10 @@ class _BagVisitor(PipelineVisitor):
             op = _SpreadGroupByKey(node, bag_kwargs=self.bag_kwargs,
                                    partitions=self.group_partitions)
         elif kind is overrides._Read:  # noqa: SLF001
-            op = _ReadBounded(node, bag_kwargs=self.bag_kwargs)
+            op = _ReadBounded(node, bag_kwargs=self.bag_kwargs, partitions=self.group_partitions)
+        elif kind is overrides._Flatten:  # noqa: SLF001
+            op = _CoalescingFlatten(node, bag_kwargs=self.bag_kwargs,
+                                    partitions=self.group_partitions)
         else:
             op = beam_ops.TRANSLATIONS.get(kind, beam_ops.NoOp)(node, bag_kwargs=self.bag_kwargs)
         single = len(inputs) == 1 and not isinstance(op, beam_ops.Flatten)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import apache_beam as beam
 import pytest
@@ -66,7 +68,7 @@ class _CountAtEnd(beam.DoFn):
         yield WindowedValue(self._count, 0, (GlobalWindow(),))
 
 
-def _run(runner: beam.runners.PipelineRunner, address: str, build) -> beam.runners.runner.PipelineResult:
+def _run(runner: beam.runners.PipelineRunner, address: str, build: Callable) -> Any:
     pipeline = beam.Pipeline(runner=runner,
                              options=PipelineOptions([f"--dask_client_address={address}"]))
     build(pipeline | beam.Create(list(range(6))))
