@@ -37,14 +37,20 @@ GCP = [
     "protobuf>=4.25.8,<5",
 ]
 
+# Beam's DaskRunner: dask.distributed scheduler and workers (sbdn_pipeline/dask_runner.py).
+DASK = ["apache-beam[dask]==2.77.0", "dask>=2024.4.2", "distributed>=2024.4.2"]
+
 EXTRAS_REQUIRE = {
-    # psutil/opencv: the benchmarks' smoke tests run in the suite too.
+    # psutil/opencv: the benchmarks' smoke tests run in the suite too; pyspark (Java 17+)
+    # reads the Parquet tables in a test, next to DuckDB.
     "test": ["pytest>=8", "duckdb>=1.1", "pandas>=2", "scikit-image>=0.22,<0.25",
-             "psutil>=5.9", "opencv-python-headless>=4.8,<4.11", *GCP],
+             "psutil>=5.9", "opencv-python-headless>=4.8,<4.11", "pyspark>=3.5,<3.6",
+             *GCP, *DASK],
     # `sbdn demo` derives its corpus from the real photos bundled inside scikit-image.
     "demo": ["scikit-image>=0.22,<0.25", "duckdb>=1.1"],
     "gcp": GCP,
     "aws": ["apache-beam[aws]==2.77.0"],
+    "dask": DASK,
     # benchmarks/: process-tree memory and the OpenCV Laplacian speed reference.
     "bench": ["psutil>=5.9", "opencv-python-headless>=4.8,<4.11"],
 }

@@ -103,3 +103,65 @@ STAGE_READ = "read"
 STAGE_DECODE = "decode"
 STAGE_CLASSIFY = "classify"
 STAGE_SEGMENT = "segment"
+
+
+# BigQuery types of the Arrow types above (Parquet load: int32 widens to INTEGER, float32 to
+# FLOAT); a list becomes a REPEATED field (bq load --parquet_enable_list_inference=true).
+_BIGQUERY_TYPES = {
+    pa.string(): "STRING",
+    pa.int32(): "INTEGER",
+    pa.int64(): "INTEGER",
+    pa.float32(): "FLOAT",
+    pa.float64(): "FLOAT",
+    pa.bool_(): "BOOLEAN",
+    pa.binary(): "BYTES",
+    TIMESTAMP_TYPE: "TIMESTAMP",
+}
+# Tables whose BigQuery schema is committed in docs/bigquery/<table>.json.
+BIGQUERY_TABLES = {RESULTS_DIR: RESULTS_SCHEMA, ERRORS_DIR: ERRORS_SCHEMA}
+
+
+def bigquery_field(field: pa.Field) -> dict[str, object]:
+    """One column as a BigQuery JSON schema field (name, type, mode, nested fields)."""
+    if pa.types.is_list(field.type):
+        element = bigquery_field(field.type.value_field.with_name(field.name))
+        return {**element, "mode": "REPEATED"}
+    mode = "NULLABLE" if field.nullable else "REQUIRED"
+    if pa.types.is_struct(field.type):
+        children = [bigquery_field(field.type.field(i)) for i in range(field.type.num_fields)]
+        return {"name": field.name, "type": "RECORD", "mode": mode, "fields": children}
+    if field.type not in _BIGQUERY_TYPES:
+        raise ValueError(f"no BigQuery type for column {field.name!r} ({field.type})")
+    return {"name": field.name, "type": _BIGQUERY_TYPES[field.type], "mode": mode}
+
+
+def bigquery_schema(schema: pa.Schema) -> list[dict[str, object]]:
+    """A table's BigQuery JSON schema (what ``bq load ... SCHEMA_FILE`` reads)."""
+    return [bigquery_field(field) for field in schema]
+
+
+def bigquery_schema_json(schema: pa.Schema) -> str:
+    """The committed file's exact text: 2-space indented JSON and a final newline."""
+    import json
+
+    return json.dumps(bigquery_schema(schema), indent=2) + "\n"
+
+
+def write_bigquery_schemas(folder: str) -> list[str]:
+    """Write ``<folder>/<table>.json`` for both tables; returns the paths."""
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for table, schema in BIGQUERY_TABLES.items():
+        path = os.path.join(folder, f"{table}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(bigquery_schema_json(schema))
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":  # python -m sbdn_pipeline.schemas docs/bigquery
+    import sys
+
+    print("\n".join(write_bigquery_schemas(sys.argv[1] if len(sys.argv) > 1 else "docs/bigquery")))
