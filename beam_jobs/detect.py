@@ -808,6 +808,9 @@ class DetectSummary:
     wall_seconds: float
     overlays_written: int = 0
     overlays_failed: int = 0
+    # Seconds from the pipeline's start to the first finished image (local runs), None if
+    # not followed; rows are published at the end, this says when work got going.
+    first_result_seconds: float | None = None
 
     @property
     def reconciled(self) -> bool:
@@ -929,25 +932,28 @@ class ProgressSettings:
     interval_s: float = 10.0
     total: int | None = None
     stream: Any = None
+    silent: bool = False  # follow the run (first result time) without printing
 
 
 def _run_pipeline(options: DetectOptions, classifier: ModelInfo, identifier: ModelInfo,
                   pipeline_options: PipelineOptions, run_id: str,
-                  progress_settings: ProgressSettings | None) -> Any:
+                  progress_settings: ProgressSettings | None) -> tuple[Any, float | None]:
+    """Run the pipeline; returns its result and when the first image was finished."""
     pipeline = beam.Pipeline(runner=make_runner(pipeline_options), options=pipeline_options)
     threads = intra_op_threads_for(pipeline_options)
     if progress_settings is None:
         build_pipeline(pipeline, options, classifier, identifier, run_id, threads)
         result = pipeline.run()
         result.wait_until_finish()
-        return result
+        return result, None
     with tempfile.TemporaryDirectory(prefix="sbdn-progress-") as folder:
         build_pipeline(pipeline, options, classifier, identifier, run_id, threads, folder)
-        with progress.ProgressMonitor(folder, progress_settings.total,
-                                      progress_settings.interval_s, progress_settings.stream):
+        with progress.ProgressMonitor(
+                folder, progress_settings.total, progress_settings.interval_s,
+                progress_settings.stream, progress_settings.silent) as monitor:
             result = pipeline.run()
             result.wait_until_finish()
-    return result
+    return result, monitor.first_result_s
 
 
 def run(
@@ -975,8 +981,8 @@ def run(
         output_folder.check_new_run(options.output, run_id, options.overwrite_run)
         _prepare_output(options, run_id)
         started = time.monotonic()
-        result = _run_pipeline(options, classifier, identifier, pipeline_options, run_id,
-                               progress_settings)
+        result, first_result_s = _run_pipeline(options, classifier, identifier,
+                                               pipeline_options, run_id, progress_settings)
         publish_run(options.output, run_id, replace=options.overwrite_run)
     return DetectSummary(
         run_id=run_id,
@@ -989,4 +995,5 @@ def run(
         wall_seconds=time.monotonic() - started,
         overlays_written=_counter_value(result, COUNTER_OVERLAYS_WRITTEN),
         overlays_failed=_counter_value(result, COUNTER_OVERLAYS_FAILED),
+        first_result_seconds=first_result_s,
     )

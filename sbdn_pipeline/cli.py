@@ -191,9 +191,9 @@ def _run_detect(options, models: dict, beam_args: list[str], quiet: bool, verbos
 
     pipeline_options = make_pipeline_options(with_local_parallelism(beam_args))
     settings = None
-    if is_local_runner(pipeline_options) and not quiet:
-        settings = detect_job.ProgressSettings(
-            PROGRESS_INTERVAL_S, _progress_total(list(options.input_specs), options.output))
+    if is_local_runner(pipeline_options):
+        total = None if quiet else _progress_total(list(options.input_specs), options.output)
+        settings = detect_job.ProgressSettings(PROGRESS_INTERVAL_S, total, silent=quiet)
     try:
         return detect_job.run(options, models["classifier"], models["identifier"],
                               pipeline_options, settings)
@@ -290,6 +290,9 @@ def _print_summary(summary, output: str, skip_existing: bool, overlays_dir: str,
                    "tracebacks.")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print nothing but errors and warnings (for cron jobs).")
+@click.option("--summary-json", default="", metavar="FILE",
+              help="Also write the run's counts and timings to FILE as JSON (for schedulers, "
+                   "dashboards and benchmarks).")
 @click.pass_context
 def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settings) -> None:
     """Classify every image in INPUT as blurry or sharp; segment the blur in blurry ones.
@@ -306,6 +309,7 @@ def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settin
     from sbdn_pipeline import inputs, logs
 
     verbose, quiet = settings.pop("verbose"), settings.pop("quiet")
+    summary_json = settings.pop("summary_json")
     logs.configure(verbose=verbose, quiet=quiet)
     input_specs, beam_args = split_inputs_and_beam_args(
         [*arguments, *ctx.args], option_names(ctx.command))
@@ -340,6 +344,8 @@ def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settin
             f"(input {models['identifier'].input_size} px)", err=True)
     summary = _run_detect(options, models, beam_args, quiet, verbose)
     _print_summary(summary, output, options.skip_existing, options.overlays_dir, quiet)
+    if summary_json:
+        _write_summary_json(summary_json, summary)
     if not summary.reconciled:
         _fail("counts do not add up: some images are missing from both tables (a bug; "
               "please report it with this output)")
@@ -349,6 +355,17 @@ def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settin
             f"{options.max_error_fraction:.0%}); is INPUT the right folder/bucket? Top reasons "
             f"are in the errors table; everything was written.", err=True)
         ctx.exit(EXIT_TOO_MANY_ERRORS)
+
+
+def _write_summary_json(path: str, summary) -> None:
+    import json
+
+    from sbdn_pipeline import output_folder
+
+    try:
+        output_folder.write_text_atomically(path, json.dumps(summary.to_dict(), indent=2))
+    except OSError as exc:
+        _fail(f"--summary-json: cannot write {path}: {exc.strerror or exc}")
 
 
 def _describe_inputs(input_specs: list[str]) -> str:

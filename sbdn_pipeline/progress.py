@@ -85,24 +85,29 @@ def read_counts(folder: str) -> int:
 
 
 class ProgressMonitor:
-    """A thread that prints the run's progress from the CountFiles in ``folder``.
+    """A thread that follows the run's CountFiles in ``folder``: progress lines and timings.
 
     On a terminal the line is redrawn in place every second; otherwise (logs, cron) a new line
-    is printed every ``interval_s``. Nothing is printed for runs shorter than that.
+    is printed every ``interval_s``. Nothing is printed for runs shorter than that, nor when
+    ``silent``. ``first_result_s`` is when the first image was finished (polled 4 times/s).
     """
 
+    _POLL_S = 0.25
+
     def __init__(self, folder: str, total: int | None, interval_s: float = 10.0,
-                 stream: TextIO | None = None):
+                 stream: TextIO | None = None, silent: bool = False):
         self._folder = folder
         self._total = total
         self._stream = stream or sys.stderr
         self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
         self._interval_s = 1.0 if self._tty else interval_s
-        self._delay_s = interval_s  # the first line: only runs longer than this get one
+        self._delay_s = interval_s
+        self._silent = silent
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sbdn-progress", daemon=True)
         self._started = time.monotonic()
         self._drawn = False
+        self.first_result_s: float | None = None
 
     def __enter__(self) -> ProgressMonitor:
         self._thread.start()
@@ -111,17 +116,26 @@ class ProgressMonitor:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+        if self.first_result_s is None and read_counts(self._folder):
+            self.first_result_s = time.monotonic() - self._started  # done within one poll
         if self._drawn and self._tty:
             self._stream.write("\r\033[K")  # the summary replaces the live line
             self._stream.flush()
 
     def _loop(self) -> None:
-        if self._stop.wait(self._delay_s):
-            return
-        while True:
-            self._print(read_counts(self._folder))
-            if self._stop.wait(self._interval_s):
-                return
+        # The first line only for runs longer than the interval asked for; then one per
+        # interval (every second on a terminal).
+        next_line = self._started + self._delay_s
+        while not self._stop.wait(min(self._POLL_S, self._delay_s)):
+            now = time.monotonic()
+            done = read_counts(self._folder) if (
+                self.first_result_s is None or now >= next_line) else 0
+            if done and self.first_result_s is None:
+                self.first_result_s = now - self._started
+            if now >= next_line:
+                if not self._silent:
+                    self._print(done)
+                next_line = now + self._interval_s
 
     def _print(self, done: int) -> None:
         line = format_progress(done, self._total, time.monotonic() - self._started)

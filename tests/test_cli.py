@@ -81,3 +81,19 @@ def test_detect_prints_counts_that_add_up_and_passes_beam_flags(
             f"blurry {len(mixed_folder['blurry'])} + errors {len(mixed_folder['error'])}"
             in result.output)
     assert (tmp_path / "out" / "results" / "run_id=cli-run").is_dir()
+
+
+def test_summary_json_has_the_counts_and_timings(tmp_path, mixed_folder, tiny_models) -> None:
+    import json
+
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    summary_path = tmp_path / "summary.json"
+    result = invoke("detect", folder, "--output", str(tmp_path / "out"), "-q",
+                    "--classifier", tiny_models["classifier"],
+                    "--identifier", tiny_models["identifier"], "--direct_num_workers=1",
+                    "--summary-json", str(summary_path))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(summary_path.read_text())
+    total = sum(len(v) for v in mixed_folder.values())
+    assert summary["matched"] == total and summary["reconciled"] is True
+    assert 0 < summary["first_result_seconds"] <= summary["wall_seconds"]
