@@ -171,6 +171,24 @@ def _load_models(classifier_path: str | None, identifier_path: str | None) -> di
     return models
 
 
+def _count_local_inputs(input_specs: list[str], output: str, limit: int) -> int | None:
+    """Distinct local inputs, counted up to ``limit`` (None when any INPUT is remote)."""
+    import itertools
+
+    from sbdn_pipeline import inputs
+
+    if any(inputs.is_remote(spec) for spec in input_specs):
+        return None
+    listed = itertools.chain.from_iterable(inputs.list_input(spec, output)
+                                           for spec in input_specs)
+    seen = set()
+    for item in itertools.islice(listed, 4 * limit):  # duplicates are rare; stop early
+        seen.add(getattr(item, "uri", item))
+        if len(seen) >= limit:
+            break
+    return len(seen)
+
+
 def _progress_total(input_specs: list[str], output: str) -> int | None:
     """Distinct local inputs (cheap next to classifying them), for the ETA; None if remote."""
     from sbdn_pipeline import inputs
@@ -186,10 +204,12 @@ def _run_detect(options, models: dict, beam_args: list[str], quiet: bool, verbos
     """Run the job; failures during the run become one line (the trace with --verbose)."""
     from beam_jobs import detect as detect_job
     from sbdn_pipeline import output_folder
-    from sbdn_pipeline.options import (is_local_runner, make_pipeline_options,
-                                       with_local_parallelism)
+    from sbdn_pipeline.options import (ONE_PROCESS_MAX_IMAGES, is_local_runner,
+                                       make_pipeline_options, with_local_parallelism)
 
-    pipeline_options = make_pipeline_options(with_local_parallelism(beam_args))
+    count = _count_local_inputs(list(options.input_specs), options.output,
+                                ONE_PROCESS_MAX_IMAGES)
+    pipeline_options = make_pipeline_options(with_local_parallelism(beam_args, count))
     settings = None
     if is_local_runner(pipeline_options):
         total = None if quiet else _progress_total(list(options.input_specs), options.output)

@@ -153,19 +153,29 @@ def make_pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return PipelineOptions(list(beam_args), save_main_session=False)
 
 
-def with_local_parallelism(beam_args: list[str]) -> list[str]:
-    """Use the machine's cores by default for local runs.
+# Fewer local inputs than this run in the submitting process: worker processes each import
+# TensorFlow and load the models again (~10 s on 2 cores) and only pay for it at scale.
+# Measured with the v6 models on 2 cores, ~1024 px JPEGs: 8 images 13.7 s in one process vs
+# 23.8 s with two workers; 200 images 25.4 s vs 28.4 s; steady state 16.7 vs 39 img/s, so
+# the two lines cross near 300 images (benchmarks/README.md, "Start-up").
+ONE_PROCESS_MAX_IMAGES = 300
 
-    In one process, decoding and inference take turns; a worker process per core overlaps
-    them (measured on 2 cores: 61 img/s in one process, 108 img/s with two workers, next to
-    112 img/s for a hand-written tf.data loop). Only applies when the user chose no runner and
-    no local parallelism of their own.
+
+def with_local_parallelism(beam_args: list[str], input_count: int | None = None) -> list[str]:
+    """Choose local parallelism from the input's size, unless the user chose it.
+
+    Small inputs run in this process (models loaded once, no worker start-up); larger ones get
+    a worker process per core, which overlaps decoding and inference. Only applies when the
+    user chose no runner and no local parallelism of their own.
+
+    Args:
+        input_count: number of inputs when known (None: unknown, e.g. a bucket: workers).
     """
     chosen = ("--runner", "--direct_num_workers", "--direct_running_mode")
     if any(arg.split("=")[0] in chosen for arg in beam_args):
         return list(beam_args)
     workers = min(os.cpu_count() or 1, MAX_DEFAULT_LOCAL_WORKERS)
-    if workers < 2:
+    if workers < 2 or (input_count is not None and input_count < ONE_PROCESS_MAX_IMAGES):
         return list(beam_args)
     return [*beam_args, f"--direct_num_workers={workers}",
             "--direct_running_mode=multi_processing"]

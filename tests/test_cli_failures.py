@@ -257,9 +257,20 @@ def test_f14_a_default_run_prints_only_the_tools_own_lines(tmp_path, tiny_models
     assert len(lines) <= 15, lines
     for noise in ("WARNING", "Warning", "semi_persistent", "Discarding", "tensorflow"):
         assert not any(noise in line for line in lines), (noise, lines)
+    # Twenty images run in one process by default; worker processes are where Beam, TF and
+    # the Google clients used to talk (each worker imports them again).
+    workers = _run_sbdn("detect", str(folder), "-o", str(tmp_path / "out"),
+                        "--direct_num_workers=2", "--direct_running_mode=multi_processing",
+                        "--classifier", tiny_models["classifier"],
+                        "--identifier", tiny_models["identifier"])
+    assert workers.returncode == 0, workers.stderr
+    worker_lines = (workers.stdout + workers.stderr).splitlines()
+    assert len(worker_lines) <= 15, worker_lines
+    for noise in ("WARNING", "Warning", "semi_persistent", "Discarding", "tensorflow"):
+        assert not any(noise in line for line in worker_lines), (noise, worker_lines)
     quiet = _run_sbdn("detect", str(folder), "-o", str(tmp_path / "out"), "-q",
                       "--classifier", tiny_models["classifier"],
-                      "--identifier", tiny_models["identifier"], "--direct_num_workers=1")
+                      "--identifier", tiny_models["identifier"])
     assert quiet.returncode == 0 and quiet.stdout + quiet.stderr == ""
 
 

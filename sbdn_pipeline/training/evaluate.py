@@ -176,7 +176,7 @@ def predict_masks(
     """
     from sbdn_pipeline import inference
 
-    probe = np.asarray(model.predict_on_batch(np.zeros((1, size, size, 3), np.float32)))
+    probe = inference.predictor_for(model)(np.zeros((1, size, size, 3), np.float32))
     stride = size // int(probe.shape[1])
     view_spec = inference.ViewSpec(size, tiles.identifier_tiles, align=stride,
                                    max_scale=None)  # as detect.identifier_view
