@@ -32,7 +32,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from sbdn_pipeline import (images, inference, inputs, masks, output_folder, progress, schemas,
@@ -457,7 +457,7 @@ class ClassifyBlur(beam.PTransform):
         return record
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
-        handler = KeyedModelHandler(
+        handler = inference.ImageKeyedModelHandler(
             TiledKerasModelHandler(self._model, batch_size=self._batch_size,
                                    intra_op_threads=self._threads))
         stage, run_id = schemas.STAGE_CLASSIFY, self._run_id
@@ -639,7 +639,7 @@ class SegmentBlur(beam.PTransform):
         return uri
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
-        handler = KeyedModelHandler(
+        handler = inference.ImageKeyedModelHandler(
             TiledKerasModelHandler(self._model, batch_size=self._options.batch_size,
                                    intra_op_threads=self._threads))
         stage, run_id = schemas.STAGE_SEGMENT, self._run_id

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.ml.inference.base import ModelHandler
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler
 
 from sbdn_pipeline import images, tiling
 
@@ -633,6 +633,19 @@ class KerasModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
 
     def get_metrics_namespace(self) -> str:
         return f"sbdn_{self._info.role}"
+
+
+class ImageKeyedModelHandler(KeyedModelHandler):
+    """Beam's KeyedModelHandler, keyed by each image's record, without a pickle per batch.
+
+    For its bytes metric Beam pickles every batch with its keys (``len(pickle.dumps(...))``);
+    our keys hold each image's file bytes and decodes, so that metric alone cost ~6 ms per
+    image (profiled: 9% of a one-process run). The model inputs' array sizes are counted
+    instead.
+    """
+
+    def get_num_bytes(self, batch: Sequence[tuple[Any, np.ndarray]]) -> int:
+        return sum(int(getattr(example, "nbytes", 0)) for _, example in batch)
 
 
 def _tiles_in(element: Any) -> int:
