@@ -79,6 +79,7 @@ def resolve_models(classifier: str | None, identifier: str | None) -> ModelChoic
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
+    """Rounded for the report (timings are not precise beyond that); None stays None."""
     return None if value is None else round(value, digits)
 
 

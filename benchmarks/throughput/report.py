@@ -55,6 +55,7 @@ def steady_states(rows: Rows, sizes: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def _steady_rate(states: list[dict[str, Any]], row: str, size: int) -> float | None:
+    """The steady img/s of ``row`` between the smallest size and ``size``."""
     return next(
         (s["images_per_s"] for s in states if s["row"] == row and s["large_images"] == size), None
     )
@@ -62,14 +63,18 @@ def _steady_rate(states: list[dict[str, Any]], row: str, size: int) -> float | N
 
 def _ratio_entry(name: str, size: int, value: float | None, at_least: float | None = None,
                  at_most: float | None = None) -> dict[str, Any]:
+    """One ratio row: value, its target (at least or at most) and whether it is met."""
     met = None
-    if value is not None:
-        met = value >= at_least if at_least is not None else value <= at_most  # type: ignore
+    if value is not None and at_least is not None:
+        met = value >= at_least
+    elif value is not None and at_most is not None:
+        met = value <= at_most
     return {"name": name, "images": size, "value": None if value is None else round(value, 3),
             "at_least": at_least, "at_most": at_most, "met": met}
 
 
 def _divide(top: float | None, bottom: float | None) -> float | None:
+    """top / bottom, None when either is missing (a failed row must not give a ratio)."""
     return top / bottom if top and bottom else None
 
 
@@ -156,6 +161,7 @@ STEADY_COLUMNS = (
 
 
 def _target(entry: dict[str, Any]) -> str:
+    """">= 10" or "<= 6": the direction matters as much as the number."""
     return f">= {entry['at_least']:g}" if entry["at_least"] is not None else (
         f"<= {entry['at_most']:g}")
 

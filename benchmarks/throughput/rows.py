@@ -54,16 +54,37 @@ class FirstResult:
 
 
 def _image_paths(folder: str) -> list[str]:
+    """The row's inputs: the JPEGs of the folder, sorted (the corpus writes only .jpg)."""
     return sorted(glob.glob(os.path.join(folder, "*.jpg")))
 
 
 def _model_input_size(model: Any, role: str) -> int:
+    """A model's square input size; the role's default where the model takes any size."""
     from sbdn_pipeline import inference
 
     shape = tuple(model.inputs[0].shape)
     if shape[1] and shape[1] == shape[2]:
         return int(shape[1])
     return inference.DEFAULT_INPUT_SIZE[role]
+
+
+def _job_models(spec: dict[str, Any]) -> tuple[Any, int, Any, int]:
+    """(classifier, its input size, identifier, its input size), loaded and traced.
+
+    Graph tracing on a dummy batch, as the job's KerasModelHandler.load_model does, so
+    neither side's first batch carries it.
+    """
+    import numpy as np
+
+    from sbdn_pipeline import inference
+
+    classifier = inference.load_keras_model(spec["classifier"])
+    identifier = inference.load_keras_model(spec["identifier"])
+    classifier_size = _model_input_size(classifier, inference.ROLE_CLASSIFIER)
+    identifier_size = _model_input_size(identifier, inference.ROLE_IDENTIFIER)
+    classifier.predict_on_batch(np.zeros((1, classifier_size, classifier_size, 3), np.float32))
+    identifier.predict_on_batch(np.zeros((1, identifier_size, identifier_size, 3), np.float32))
+    return classifier, classifier_size, identifier, identifier_size
 
 
 def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
@@ -81,14 +102,8 @@ def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
     from sbdn_pipeline import images, inference
     from sbdn_pipeline.training.evaluate import predict_classifier
 
-    classifier = inference.load_keras_model(spec["classifier"])
-    identifier = inference.load_keras_model(spec["identifier"])
-    classifier_size = _model_input_size(classifier, inference.ROLE_CLASSIFIER)
-    identifier_size = _model_input_size(identifier, inference.ROLE_IDENTIFIER)
+    classifier, classifier_size, identifier, identifier_size = _job_models(spec)
     batch_size, threshold = spec["batch_size"], spec["threshold"]
-    # Graph tracing on a dummy batch, as KerasModelHandler.load_model does.
-    classifier.predict_on_batch(np.zeros((1, classifier_size, classifier_size, 3), np.float32))
-    identifier.predict_on_batch(np.zeros((1, identifier_size, identifier_size, 3), np.float32))
     paths = _image_paths(spec["images"])
     dataset = (
         tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths)))
