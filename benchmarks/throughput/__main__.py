@@ -201,6 +201,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise BenchmarkError("--memory-mode and --profile are separate runs; pick one")
     if (args.memory_mode or args.profile) and args.only and args.only != ["detect"]:
         raise BenchmarkError("--memory-mode and --profile run the detect row only")
+    if args.profile:
+        from benchmarks.throughput.profile import find_py_spy
+
+        find_py_spy()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,7 +171,7 @@ RATIO_COLUMNS = (
     ("images", lambda e: number(e["images"])),
     ("value", lambda e: number(e["value"], 2)),
     ("target", _target),
-    ("", lambda e: "-" if e["met"] is None else ("met" if e["met"] else "NOT MET")),
+    ("met?", lambda e: "-" if e["met"] is None else ("met" if e["met"] else "NOT MET")),
 )
 
 

@@ -179,3 +179,14 @@ def test_smoke_run_reports_every_row_at_every_size(tmp_path, tiny_models) -> Non
     assert check["max_abs_probability_difference"] < 1e-4
     markdown = open(md_path, encoding="utf-8").read()
     assert "4-image run minus 2-image run" in markdown and "blur-effect" in markdown
+
+
+def test_memory_ratio_compares_the_largest_with_the_smallest_successful_run() -> None:
+    from benchmarks.throughput.memory import memory_ratio
+
+    rows = [{"images": 10000, "peak_rss_mb": 1150}, {"images": 1000, "peak_rss_mb": 1000},
+            {"images": 5000, "peak_rss_mb": 9999, "error": "failed"}]
+
+    assert memory_ratio(rows) == {"images": [1000, 10000], "peak_rss_ratio": 1.15,
+                                  "at_most": 1.2, "met": True}
+    assert memory_ratio(rows[:1]) is None
