@@ -79,10 +79,14 @@ def measure_command(
             list(command), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             env=None if env is None else {**os.environ, **env},
         )
-        root = psutil.Process(process.pid)
-        while process.poll() is None:
+        try:
+            root = psutil.Process(process.pid)
+        except psutil.NoSuchProcess:  # gone already: nothing to sample
+            root = None
+        while process.poll() is None and root is not None:
             peak = max(peak, _tree_rss(root))
             time.sleep(SAMPLE_INTERVAL_S)
+        process.wait()
         wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
