@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from benchmarks.tables import markdown_table, number
 from sbdn_pipeline.architectures import ARCHITECTURES
 from sbdn_pipeline.training import baselines
 
@@ -72,7 +73,8 @@ def check_same_data(evaluations: dict[str, dict[str, Any]]) -> None:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+    """Metrics always with ``digits`` decimals (an int 1 is 1.000); blank when missing."""
+    return number(None if value is None else float(value), digits, missing="")
 
 
 def blur_kinds(evaluations: dict[str, dict[str, Any]]) -> tuple[str, ...]:
@@ -168,12 +170,6 @@ def identifier_rows(
     return _model_rows(evaluations, speeds, "identifier", row) + _baseline_rows(
         evaluations, baselines.map_baselines(), row
     )
-
-
-def markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _data_line(data: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
-"""The issue-5 throughput benchmark: its corpus, its copy of the job's image policy, its report.
+"""The throughput benchmark (issues 5, 17, 18): its corpus, its arithmetic, and a smoke run.
 
-No timing assertions (timings are noisy): the smoke test only checks that every row runs and
-the report has rates, ratios and the job-vs-limit agreement check.
+No timing assertions (timings are noisy): the smoke run only checks that every row runs at
+every size and the report has the rates, steady states, ratios with targets and the
+job-vs-limit agreement check.
 """
 
 from __future__ import annotations
@@ -13,35 +14,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import throughput
+from benchmarks.throughput import __main__ as throughput
+from benchmarks.throughput import corpus as corpora
+from benchmarks.throughput import profile, report
+from benchmarks.throughput.common import ROOT
+from benchmarks.throughput.measurement import steady_state
 from tests import imagegen
 
 
-@pytest.mark.parametrize(
-    "height, width", [(768, 1024), (1000, 333), (301, 300), (50, 120), (96, 96), (900, 1600)]
-)
-def test_tf_data_row_prepares_pixels_exactly_as_the_detect_job(height: int, width: int) -> None:
-    import tensorflow as tf
-
-    from sbdn_pipeline.inference import shrink_to_long_side
-    from sbdn_pipeline import images, inference
-
-    rng = np.random.default_rng(height * width)
-    pixels = throughput.procedural_scene(height, width, rng)
-    data = imagegen.encode(pixels, "JPEG", quality=90)
-    for working, size in ((384, 384), (384, 320), (64, 64)):
-        decoded = images.decode_image(data, target_long_side=working).pixels
-        expected = shrink_to_long_side(decoded, working)
-        got = throughput.tf_working_pixels(tf.constant(data), working).numpy()
-        np.testing.assert_array_equal(got, expected)
-        expected_input, _ = inference.letterbox(expected, size)
-        got_input = throughput.tf_letterbox(tf.constant(expected), size).numpy()
-        np.testing.assert_array_equal(got_input, expected_input)
-
-
 def test_generated_corpus_is_partially_blurred_textured_and_reused(tmp_path) -> None:
-    spec = throughput.CorpusSpec(count=10, long_side=96, blurred_fraction=0.3)
-    corpus = throughput.ensure_corpus(str(tmp_path), spec)
+    spec = corpora.CorpusSpec(count=10, long_side=96, blurred_fraction=0.3)
+    corpus = corpora.ensure_corpus(str(tmp_path), spec)
 
     assert sorted(os.listdir(corpus.images)) == [f"img_{i:06d}.jpg" for i in range(10)]
     assert len(corpus.blurred_names()) == 3
@@ -52,13 +35,16 @@ def test_generated_corpus_is_partially_blurred_textured_and_reused(tmp_path) -> 
             grey = np.asarray(image.convert("L"), np.float32)
         assert grey.std() > 10  # a scene, not a flat frame
         if entry["blurred"]:
-            assert entry["region"] != "whole" and 0 < entry["blurred_area"] < 1
+            assert 0 < entry["blurred_area"] < 1
     first_mtime = os.path.getmtime(os.path.join(corpus.images, "img_000000.jpg"))
 
-    again = throughput.ensure_corpus(str(tmp_path), spec)
+    again = corpora.ensure_corpus(str(tmp_path), spec)
 
     assert again.manifest == corpus.manifest
     assert os.path.getmtime(os.path.join(again.images, "img_000000.jpg")) == first_mtime
+    subset = corpora.corpus_subset(corpus, 4)
+    assert sorted(os.listdir(subset)) == [f"img_{i:06d}.jpg" for i in range(4)]
+    assert corpora.corpus_subset(corpus, 10) == corpus.images
 
 
 def test_corpus_from_a_photo_folder_uses_crops_of_those_photos(tmp_path) -> None:
@@ -66,11 +52,11 @@ def test_corpus_from_a_photo_folder_uses_crops_of_those_photos(tmp_path) -> None
     photos.mkdir(parents=True)
     for index in range(2):
         Image.fromarray(imagegen.sharp_image(150, 200, index)).save(photos / f"p{index}.png")
-    spec = throughput.CorpusSpec(
+    spec = corpora.CorpusSpec(
         count=4, long_side=64, blurred_fraction=0.5, sharp_images=str(tmp_path / "photos")
     )
 
-    corpus = throughput.ensure_corpus(str(tmp_path / "work"), spec)
+    corpus = corpora.ensure_corpus(str(tmp_path / "work"), spec)
 
     assert {entry["source"] for entry in corpus.manifest["files"]} == {"p0.png", "p1.png"}
     assert corpus.manifest["blurred"] == 2
@@ -82,67 +68,63 @@ def test_missing_shipped_models_fail_with_a_clear_message(tmp_path, monkeypatch,
 
     monkeypatch.setattr(default_models, "models_folder", lambda: str(tmp_path / "no-models"))
 
-    code = throughput.main(["--images", "2", "--work", str(tmp_path / "work")])
+    code = throughput.main(["--sizes", "2", "--work", str(tmp_path / "work")])
 
     assert code == 2
     assert "pass --classifier PATH --identifier PATH" in capsys.readouterr().err
 
 
-def test_ratios_compare_images_per_second_with_and_without_start_up() -> None:
-    rows = {
-        "detect": {"images_per_s_wall": 9.0, "images_per_s_steady": 12.0},
-        "tfdata": {"images_per_s_wall": 10.0, "images_per_s_steady": 16.0},
-        "original": {"images_per_s_wall": 0.5, "images_per_s_steady": None},
-    }
+def test_steady_state_is_the_larger_run_minus_the_smaller_run() -> None:
+    state = steady_state((8, 10.0, 14.0), (408, 30.0, 54.0))
 
-    ratios = throughput.compute_ratios(rows)
-
-    assert ratios["detect/tfdata"] == {
-        "target_at_least": 0.85,
-        "wall": 0.9,
-        "wall_meets_target": True,
-        "steady": 0.75,
-        "steady_meets_target": False,
-    }
-    assert ratios["detect/original"]["wall"] == 18.0
-    assert ratios["detect/original"]["steady"] is None
-    assert "detect-mp/tfdata" not in ratios
+    assert (state.seconds, state.images_per_s, state.cpu_s_per_image) == (20.0, 20.0, 0.1)
+    assert steady_state((8, 30.0, 1.0), (408, 10.0, 2.0)).images_per_s is None  # noise
+    assert steady_state((8, 1.0, 1.0), (8, 2.0, 2.0)).images_per_s is None
 
 
-def test_start_up_is_taken_out_by_the_difference_of_two_runs() -> None:
-    full = {"wall_s": 30.0, "cpu_s": 50.0}
-    short = {"wall_s": 10.0, "cpu_s": 14.0}
+def _row(row: str, images: int, wall_s: float, cpu_s: float = 1.0) -> dict:
+    return {"id": row, "images": images, "wall_s": wall_s, "cpu_s": cpu_s,
+            "images_per_s": images / wall_s}
 
-    assert throughput.steady_by_difference(full, short, 108, 8) == (20.0, 36.0)
-    assert throughput.steady_by_difference(short, full, 108, 8) == (None, None)
+
+def test_issue_ratios_say_met_or_not_met_at_each_larger_size() -> None:
+    rows = [
+        _row("detect", 8, 5.0), _row("detect", 408, 25.0), _row("detect", 2008, 105.0),
+        _row("tfdata", 408, 20.0), _row("tfdata", 2008, 100.0),
+        _row("original", 408, 400.0), _row("laplacian", 408, 10.2),
+    ]
+    sizes = [8, 408, 2008]
+
+    states = report.steady_states(rows, sizes)
+    ratios = {(r["name"].split(" (")[0], r["images"]): r
+              for r in report.issue_ratios(rows, sizes, states)}
+
+    assert [(s["row"], s["large_images"], s["images_per_s"]) for s in states] == [
+        ("detect", 408, 20.0), ("detect", 2008, 20.0)]
+    assert ratios[("detect whole command on 8 images, s", 8)]["met"] is True
+    assert ratios[("detect / original", 408)]["value"] == 16.0
+    assert ratios[("detect / original", 408)]["met"] is True
+    assert ratios[("detect / tfdata", 408)]["value"] == 0.8
+    assert ratios[("detect / tfdata", 408)]["met"] is False
+    assert ratios[("detect / tfdata", 2008)]["met"] is True
+    steady = ratios[("detect steady state", 408)]
+    assert steady["value"] == 0.5 and steady["met"] is True  # 20 img/s steady vs 40 img/s
+    assert ratios[("detect / original", 2008)]["met"] is None  # no original row at 2008
 
 
 def test_profile_summary_names_our_stages_and_skips_process_frames(tmp_path) -> None:
-    root = throughput.ROOT
-    profile = {
-        "shared": {
-            "frames": [
-                {"name": 'process 1:"python -m sbdn_pipeline.cli"', "file": None},
-                {"name": "run", "file": os.path.join(root, "beam_jobs", "detect.py")},
-                {
-                    "name": "encode_mask_png",
-                    "file": os.path.join(root, "sbdn_pipeline", "masks.py"),
-                },
-                {"name": "compress", "file": "/usr/lib/python3.11/zlib.py"},
-            ]
-        },
-        "profiles": [
-            {
-                "type": "sampled",
-                "samples": [[0, 1, 2, 3], [0, 1, 2, 3], [0, 1]],
-                "weights": [0.02, 0.02, 0.02],
-            }
-        ],
-    }
+    frames = [
+        {"name": 'process 1:"python -m sbdn_pipeline.cli"', "file": None},
+        {"name": "run", "file": os.path.join(ROOT, "beam_jobs", "detect.py")},
+        {"name": "encode_mask_png", "file": os.path.join(ROOT, "sbdn_pipeline", "masks.py")},
+        {"name": "compress", "file": "/usr/lib/python3.11/zlib.py"},
+    ]
+    samples = {"type": "sampled", "samples": [[0, 1, 2, 3], [0, 1, 2, 3], [0, 1]],
+               "weights": [0.02, 0.02, 0.02]}
     path = tmp_path / "p.speedscope.json"
-    path.write_text(json.dumps(profile))
+    path.write_text(json.dumps({"shared": {"frames": frames}, "profiles": [samples]}))
 
-    summary = throughput.summarise_speedscope(str(path))
+    summary = profile.summarise_speedscope(str(path))
 
     assert summary["total_s"] == 0.06
     assert summary["self"][0] == ("compress (/usr/lib/python3.11/zlib.py)", 0.04)
@@ -151,57 +133,60 @@ def test_profile_summary_names_our_stages_and_skips_process_frames(tmp_path) -> 
     )
 
 
-def test_smoke_run_reports_every_row_with_rates_and_ratios(tmp_path, tiny_models) -> None:
+def test_smoke_run_reports_every_row_at_every_size(tmp_path, tiny_models) -> None:
     pytest.importorskip("psutil")
     pytest.importorskip("cv2")
+    pytest.importorskip("skimage")
     results = tmp_path / "results"
+    models = ["--classifier", tiny_models["classifier"], "--identifier", tiny_models["identifier"]]
+    originals = ["--original-classifier", tiny_models["classifier"],
+                 "--original-identifier", tiny_models["identifier"]]
+    # One in-memory worker: the default two worker processes triple detect's start-up.
+    detect_options = ["--", "--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
     code = throughput.main(
-        [
-            "--images",
-            "6",
-            "--long-side",
-            "128",
-            "--classifier",
-            tiny_models["classifier"],
-            "--identifier",
-            tiny_models["identifier"],
-            "--original-classifier",
-            tiny_models["classifier"],
-            "--original-identifier",
-            tiny_models["identifier"],
-            "--only",
-            "detect",
-            "tfdata",
-            "original",
-            "laplacian",
-            "--startup-images",
-            "0",
-            "--work",
-            str(tmp_path / "work"),
-            "--results-dir",
-            str(results),
-            "--tag",
-            "test",
-        ]
+        ["--sizes", "2", "4", "--long-side", "128", *models, *originals,
+         "--work", str(tmp_path / "work"), "--results-dir", str(results), "--tag", "test",
+         *detect_options]
     )
 
     assert code == 0
-    json_path, md_path = throughput.result_paths(str(results), "throughput", "test")
+    json_path, md_path = report.result_paths(str(results), "throughput", "test")
+    assert json_path.endswith("throughput-test-%dcores.json" % os.cpu_count())
     with open(json_path, encoding="utf-8") as handle:
-        report = json.load(handle)
-    rows = {row["id"]: row for row in report["rows"]}
-    assert list(rows) == ["detect", "tfdata", "original", "laplacian"]
-    for row in rows.values():
-        assert row["exit_code"] == 0 and row["images"] == 6
-        assert row["images_per_s_wall"] > 0 and row["images_per_s_steady"] > 0
-        assert row["cpu_s_per_image"] > 0 and row["peak_rss_mb"] > 0
-        assert row["steady_method"]
-    assert rows["detect"]["rows_written"] == 6
-    assert rows["original"]["identifier_images"] == rows["tfdata"]["identifier_images"]
-    for name in ("detect/tfdata", "detect/original"):
-        assert report["ratios"][name]["wall"] > 0 and report["ratios"][name]["steady"] > 0
-    check = report["checks"]["detect vs tfdata"]
-    assert check["images_compared"] == 6 and check["verdicts_agree"] == 6
+        saved = json.load(handle)
+    assert saved["sizes"] == [2, 4]
+    assert [(r["id"], r["images"]) for r in saved["rows"]] == [
+        (row, size) for size in (2, 4)
+        for row in ("detect", "tfdata", "original", "laplacian", "blur-effect")]
+    for row in saved["rows"]:
+        assert row["exit_code"] == 0 and not row.get("error")
+        assert row["images_per_s"] > 0 and row["cpu_s_per_image"] > 0
+        assert row["peak_rss_mb"] > 0 and 0 < row["first_result_s"] < row["wall_s"]
+    detect = [r for r in saved["rows"] if r["id"] == "detect"]
+    assert [r["rows_written"] for r in detect] == [2, 4]
+    assert detect[1]["summary"]["matched"] == 4 and detect[1]["summary"]["reconciled"]
+    assert "--summary-json" in detect[0]["command"] and "in_memory" in detect[0]["command"]
+    by_id = {(r["id"], r["images"]): r for r in saved["rows"]}
+    assert by_id[("original", 4)]["identifier_images"] == by_id[("tfdata", 4)][
+        "identifier_images"]
+    assert {s["label"] for s in saved["steady_state"]} == {"4-image run minus 2-image run"}
+    assert {r["name"].split(" (")[0] for r in saved["ratios"]} >= {
+        "detect / original", "detect / tfdata", "detect whole command on 2 images, s"}
+    assert all(r["met"] in (True, False) for r in saved["ratios"] if r["value"] is not None)
+    check = saved["checks"]["detect vs tfdata at 4"]
+    assert check["images_compared"] == 4 and check["verdicts_agree"] == 4
     assert check["max_abs_probability_difference"] < 1e-4
-    assert "detect/tfdata" in open(md_path, encoding="utf-8").read()
+    markdown = open(md_path, encoding="utf-8").read()
+    assert "4-image run minus 2-image run" in markdown and "blur-effect" in markdown
+
+
+def test_memory_ratio_compares_the_largest_with_the_smallest_successful_run() -> None:
+    from benchmarks.throughput.memory import memory_ratio
+
+    rows = [{"images": 10000, "peak_rss_mb": 1150}, {"images": 1000, "peak_rss_mb": 1000},
+            {"images": 5000, "peak_rss_mb": 9999, "error": "failed"}]
+
+    assert memory_ratio(rows) == {"images": [1000, 10000], "peak_rss_ratio": 1.15,
+                                  "at_most": 1.2, "met": True}
+    assert memory_ratio(rows[:1]) is None
