@@ -930,7 +930,7 @@ class ProgressSettings:
     """Progress lines of a local run: how often, towards which total, to which stream."""
 
     interval_s: float = 10.0
-    total: int | None = None
+    total: int | Any = None  # a count, or a function that counts (called while workers start)
     stream: Any = None
     silent: bool = False  # follow the run (first result time) without printing
 

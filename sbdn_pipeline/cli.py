@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -156,14 +157,19 @@ def _load_models(classifier_path: str | None, identifier_path: str | None) -> di
 
     models = {}
     for role, path in (("classifier", classifier_path), ("identifier", identifier_path)):
-        expected_sha256 = ""
+        expected_sha256, geometry = "", None
         if path is None:
             try:
                 path, expected_sha256 = default_models.default_model(role)
+                geometry = default_models.default_model_geometry(role)
             except default_models.NoDefaultModelError as exc:
                 _fail(str(exc))
         try:
-            models[role] = inference.inspect_model(path, role, expected_sha256)
+            if geometry:  # shipped and inspected when shipped: check the hash, do not load
+                sha256 = inference.verify_model_file(path, expected_sha256)
+                models[role] = inference.ModelInfo(path, sha256, role, *geometry)
+            else:
+                models[role] = inference.inspect_model(path, role, expected_sha256)
         except inference.ModelFileError as exc:
             _fail(f"{role}: {exc}")
         if expected_sha256:
@@ -212,7 +218,8 @@ def _run_detect(options, models: dict, beam_args: list[str], quiet: bool, verbos
     pipeline_options = make_pipeline_options(with_local_parallelism(beam_args, count))
     settings = None
     if is_local_runner(pipeline_options):
-        total = None if quiet else _progress_total(list(options.input_specs), options.output)
+        total = None if quiet else functools.partial(
+            _progress_total, list(options.input_specs), options.output)
         settings = detect_job.ProgressSettings(PROGRESS_INTERVAL_S, total, silent=quiet)
     try:
         return detect_job.run(options, models["classifier"], models["identifier"],
@@ -496,7 +503,8 @@ def ship_model(model_path: str, role: str, models_dir: str | None) -> None:
         info = inference.inspect_model(model_path, role)
     except inference.ModelFileError as exc:
         _fail(str(exc))
-    entry = default_models.ship_model(model_path, role, models_dir)
+    entry = default_models.ship_model(model_path, role, models_dir, info.input_size,
+                                      info.mask_stride)
     click.echo(f"shipped {role}: {entry['file']} sha256 {entry['sha256']} "
                f"(input {info.input_size} px)")
 

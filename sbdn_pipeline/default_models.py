@@ -51,15 +51,35 @@ def default_model(role: str) -> tuple[str, str]:
         ) from None
 
 
-def ship_model(source: str, role: str, folder: str | None = None) -> dict[str, str]:
+def default_model_geometry(role: str) -> tuple[int, int] | None:
+    """(input size, mask stride) recorded for the shipped ``role`` model, None if not recorded.
+
+    Recorded when the model is shipped (its inspection loads it), so the machine that submits
+    a job need not import TensorFlow and build the model just to learn its input size: ~6 s
+    of every run whose work happens in worker processes.
+    """
+    path, _ = default_model(role)
+    with open(os.path.join(os.path.dirname(path), MANIFEST_NAME), encoding="utf-8") as handle:
+        entry = json.load(handle)[role]
+    if "input_size" not in entry:
+        return None
+    return int(entry["input_size"]), int(entry.get("mask_stride", 1))
+
+
+def ship_model(source: str, role: str, folder: str | None = None, input_size: int | None = None,
+               mask_stride: int = 1) -> dict:
     """Copy a trained `.keras` file into the models folder as the default for ``role``.
 
     The file is named ``<role>.keras``, its sha256 is recorded in ``manifest.json`` (which the
     detect job checks before loading), and the copy is published with a rename so a reader
     never sees half a file.
 
+    Args:
+        input_size, mask_stride: the model's geometry (from ``inference.inspect_model``),
+            recorded so that runs can skip loading the model on the submitting machine.
+
     Returns:
-        The manifest entry: file name and sha256.
+        The manifest entry: file name, sha256 and (when given) the geometry.
     """
     import hashlib
     import shutil
@@ -79,6 +99,8 @@ def ship_model(source: str, role: str, folder: str | None = None) -> dict[str, s
         with open(manifest_path, encoding="utf-8") as handle:
             manifest = json.load(handle)
     manifest[role] = {"file": os.path.basename(target), "sha256": sha256}
+    if input_size:
+        manifest[role].update(input_size=int(input_size), mask_stride=int(mask_stride))
     with open(f"{manifest_path}.partial", "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
         handle.write("\n")

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TextIO
 
 _COUNT_FILES_LOCK = threading.Lock()
@@ -90,12 +91,15 @@ class ProgressMonitor:
     On a terminal the line is redrawn in place every second; otherwise (logs, cron) a new line
     is printed every ``interval_s``. Nothing is printed for runs shorter than that, nor when
     ``silent``. ``first_result_s`` is when the first image was finished (polled 4 times/s).
+    ``total`` may be a function: it is then called in the monitor's thread (a long listing
+    overlaps the workers' start-up).
     """
 
     _POLL_S = 0.25
 
-    def __init__(self, folder: str, total: int | None, interval_s: float = 10.0,
-                 stream: TextIO | None = None, silent: bool = False):
+    def __init__(self, folder: str, total: int | Callable[[], int | None] | None,
+                 interval_s: float = 10.0, stream: TextIO | None = None,
+                 silent: bool = False):
         self._folder = folder
         self._total = total
         self._stream = stream or sys.stderr
@@ -126,6 +130,9 @@ class ProgressMonitor:
         # The first line only for runs longer than the interval asked for; then one per
         # interval (every second on a terminal).
         next_line = self._started + self._delay_s
+        if callable(self._total):
+            # Counted here, while the workers start, not before the pipeline is submitted.
+            self._total = self._total()
         while not self._stop.wait(min(self._POLL_S, self._delay_s)):
             now = time.monotonic()
             done = read_counts(self._folder) if (

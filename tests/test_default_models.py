@@ -87,3 +87,28 @@ def test_the_shipped_models_match_their_manifest_and_roles() -> None:
         path, sha256 = default_models.default_model(role)
         info = inference.inspect_model(path, role, sha256)
         assert info.sha256 == sha256 and info.input_size >= 224
+        # The geometry recorded when shipped is what inspecting the file finds.
+        assert default_models.default_model_geometry(role) == (info.input_size,
+                                                               info.mask_stride)
+
+
+def test_recorded_geometry_spares_the_submitter_loading_the_models(
+        tiny_models, tmp_path, monkeypatch) -> None:
+    for role in ("classifier", "identifier"):
+        result = CliRunner().invoke(cli, ["ship-model", tiny_models[role], "--role", role,
+                                          "--models-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    monkeypatch.setattr(default_models, "models_folder", lambda: str(tmp_path))
+    assert default_models.default_model_geometry("identifier") == (64, 4)
+    from sbdn_pipeline.cli import _load_models
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("the submitting process loaded a model")
+
+    monkeypatch.setattr(inference, "inspect_model", no_loading)
+    models = _load_models(None, None)
+    assert models["identifier"].mask_stride == 4 and models["identifier"].shipped
+    with open(tmp_path / "classifier.keras", "ab") as handle:  # the hash is still checked
+        handle.write(b"\0")
+    with pytest.raises(Exception, match="changed or corrupted"):
+        _load_models(None, None)
