@@ -21,7 +21,14 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 
-from apache_beam.io.filesystems import FileSystems
+
+def _filesystems():  # noqa: ANN202 - Beam's FileSystems class
+    """Beam's file systems, imported on first use: `sbdn summarize` on a local folder (and
+    anything else that only needs ``is_remote``) should not pay for importing Beam."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
 
 MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
 _GLOB_CHARS = set("*?[")
@@ -113,7 +120,7 @@ def _walk_folder(folder: str, exclude: str | None, on_error: ErrorSink) -> Itera
 
 def _read_manifest(manifest: str, exclude: str | None) -> Iterator[str]:
     base = os.path.dirname(os.path.abspath(manifest)) if not is_remote(manifest) else ""
-    with FileSystems.open(manifest, compression_type="uncompressed") as handle:
+    with _filesystems().open(manifest, compression_type="uncompressed") as handle:
         for raw in handle.read().decode("utf-8-sig").splitlines():
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -163,7 +170,7 @@ def _glob_candidates(pattern: str, on_error: ErrorSink) -> Iterator[str]:
 
 def _match_glob(pattern: str, exclude: str | None, on_error: ErrorSink) -> Iterator[str]:
     if is_remote(pattern):
-        for match in FileSystems.match([pattern])[0].metadata_list:
+        for match in _filesystems().match([pattern])[0].metadata_list:
             yield match.path
         return
     for path in sorted(set(_glob_candidates(pattern, on_error))):
@@ -223,7 +230,7 @@ def check_input(input_spec: str, exclude: str | None = None) -> None:
         InputError: with a one-line reason.
     """
     if is_manifest(input_spec):
-        if not FileSystems.exists(input_spec):
+        if not _filesystems().exists(input_spec):
             raise InputError(f"manifest '{input_spec}' does not exist")
     elif not is_remote(input_spec) and not _is_glob(input_spec):
         if not os.path.lexists(input_spec):
@@ -288,7 +295,7 @@ def stat_input(uri: str) -> InputFile:
     """Size and modification time of one input, from the file system's metadata only."""
     try:
         if is_remote(uri):
-            metadata = FileSystems.match([uri], limits=[1])[0].metadata_list[0]
+            metadata = _filesystems().match([uri], limits=[1])[0].metadata_list[0]
             return InputFile(uri, int(metadata.size_in_bytes),
                              _remote_mtime_us(metadata.last_updated_in_seconds))
         status = os.stat(uri)

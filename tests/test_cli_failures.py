@@ -312,3 +312,17 @@ def test_f2_make_dataset_refuses_typos_too(tmp_path) -> None:
                                       "--output", str(tmp_path / "data"),
                                       "--varaints-per-image", "2"])
     one_line_error(result, "did you mean --variants-per-image?", 2)
+
+
+def test_f15_summarize_a_local_output_imports_neither_tensorflow_nor_beam(
+        tmp_path, tiny_models) -> None:
+    output = str(tmp_path / "out")
+    assert detect(tiny_models, *write_images(tmp_path / "in", 2), "-o", output).exit_code == 0
+    probe = ("import sys\nfrom sbdn_pipeline.cli import cli\n"
+             f"cli.main(['summarize', {output!r}], standalone_mode=False)\n"
+             "heavy = [m for m in ('tensorflow', 'keras', 'apache_beam') if m in sys.modules]\n"
+             "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "images" in done.stdout

@@ -8,13 +8,14 @@ the ``mask_png`` column, by far the largest, is fetched later and only for the r
 from __future__ import annotations
 
 import dataclasses
+import glob
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from sbdn_pipeline import inputs, schemas
 
@@ -46,19 +47,32 @@ def _field_type(schema: pa.Schema, name: str) -> pa.DataType:
     return schema.field(name).type
 
 
+def _open(path: str):  # noqa: ANN202 - a binary file object
+    """Local files directly; cloud URIs through Beam (imported only then: reading a local
+    output must not pay for importing Beam)."""
+    if not inputs.is_remote(path):
+        return open(path, "rb")
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path, compression_type="uncompressed")
+
+
 def list_table_files(output: str, table: str) -> list[str]:
     """Parquet files of one table (``results`` or ``errors``) over all runs, sorted."""
-    pattern = FileSystems.join(output, table, f"{schemas.RUN_FOLDER_PREFIX}*",
-                               "*" + schemas.PARQUET_SUFFIX)
+    parts = (table, f"{schemas.RUN_FOLDER_PREFIX}*", "*" + schemas.PARQUET_SUFFIX)
+    if not inputs.is_remote(output):
+        return sorted(glob.glob(os.path.join(output, *parts)))
+    from apache_beam.io.filesystems import FileSystems
+
     try:
-        matched = FileSystems.match([pattern])[0].metadata_list
+        matched = FileSystems.match([FileSystems.join(output, *parts)])[0].metadata_list
     except Exception:  # noqa: BLE001 - Beam raises when nothing matches on some file systems
         return []
     return sorted(metadata.path for metadata in matched)
 
 
 def _read_file(path: str, columns: Sequence[str], schema: pa.Schema, index: int) -> pa.Table:
-    with FileSystems.open(path, compression_type="uncompressed") as handle:
+    with _open(path) as handle:
         parquet = pq.ParquetFile(handle)
         present = [name for name in columns if name in parquet.schema_arrow.names]
         table = parquet.read(columns=present)
@@ -114,7 +128,7 @@ class Output:
     def fetch_column(self, file_index: int, row_index: int, column: str) -> object:
         """One cell of a column that was not read up front (e.g. ``mask_png``)."""
         path = self.result_files[file_index]
-        with FileSystems.open(path, compression_type="uncompressed") as handle:
+        with _open(path) as handle:
             parquet = pq.ParquetFile(handle)
             # Read only the row group that holds the row: masks are the bulk of the file.
             start = 0
@@ -137,7 +151,7 @@ def read_output(output: str, run_id: str | None = None) -> Output:
     Raises:
         OutputError: no sbdn tables in the folder, or no rows of ``run_id``.
     """
-    if not inputs.is_remote(output) and not FileSystems.exists(output):
+    if not inputs.is_remote(output) and not os.path.exists(output):
         raise OutputError(f"output folder '{output}' does not exist")
     result_files = list_table_files(output, schemas.RESULTS_DIR)
     error_files = list_table_files(output, schemas.ERRORS_DIR)
