@@ -423,6 +423,49 @@ def _failed_batch_to_errors(failure: Any, stage: str, run_id: str) -> Iterator[d
         yield _image_error(_record_of(element), stage, "inference_error", message, run_id)
 
 
+class RunModelStage(beam.PTransform):
+    """Per-image model inputs -> one model -> per-image results; failures become error rows.
+
+    The one shape of both model stages: ``prepare`` turns an element into ((element, ...),
+    input stack) — tiles and views of one image travel together — RunInference batches the
+    stacks by their number of tiles, and ``finish`` turns ((element, ...), outputs) into the
+    stage's result. Each of the three steps is exception-handled on its own: a failure in
+    ``prepare`` or ``finish`` is that image's row (``tiling_error``, ``postprocess_error``, or
+    the error's own ``error_type``); a failed model call gives every image of its batch a row
+    (``inference_error``). Nothing takes the job down.
+
+    Returns:
+        {"ok": results, "errors": error rows}.
+    """
+
+    def __init__(self, model: ModelInfo, batch_size: int, intra_op_threads: int | None,
+                 stage: str, run_id: str, prepare: tuple[str, Any], finish: tuple[str, Any]):
+        super().__init__()
+        self._handler = inference.ImageKeyedModelHandler(
+            TiledKerasModelHandler(model, batch_size=batch_size,
+                                   intra_op_threads=intra_op_threads))
+        self._stage = stage
+        self._run_id = run_id
+        self._prepare = prepare
+        self._finish = finish
+
+    def expand(self, elements: beam.PCollection) -> dict[str, beam.PCollection]:
+        stage, run_id = self._stage, self._run_id
+        (prepare_label, prepare), (finish_label, finish) = self._prepare, self._finish
+        inputs_ = elements | _per_image(prepare_label, prepare, stage, "tiling_error", run_id)
+        predicted, failed = (
+            inputs_.ok | "Predict" >> RunInference(self._handler).with_exception_handling())
+        finished = predicted | _per_image(finish_label, finish, stage, "postprocess_error",
+                                          run_id)
+        errors = (
+            inputs_[_ERRORS_TAG],
+            failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
+                _failed_batch_to_errors, stage, run_id),
+            finished[_ERRORS_TAG],
+        ) | "MergeErrors" >> beam.Flatten()
+        return {"ok": finished.ok, "errors": errors}
+
+
 class ClassifyBlur(beam.PTransform):
     """ImageRecords -> the same records with ``blur_probability`` set; errors tagged.
 
@@ -457,22 +500,10 @@ class ClassifyBlur(beam.PTransform):
         return record
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
-        handler = inference.ImageKeyedModelHandler(
-            TiledKerasModelHandler(self._model, batch_size=self._batch_size,
-                                   intra_op_threads=self._threads))
-        stage, run_id = schemas.STAGE_CLASSIFY, self._run_id
-        inputs_ = records | _per_image("Tiles", self.model_input, stage, "tiling_error", run_id)
-        predicted, failed = (
-            inputs_.ok | "RunClassifier" >> RunInference(handler).with_exception_handling())
-        pooled = predicted | _per_image("PoolTiles", self.attach_probability, stage,
-                                        "postprocess_error", run_id)
-        errors = (
-            inputs_[_ERRORS_TAG],
-            failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
-                _failed_batch_to_errors, stage, run_id),
-            pooled[_ERRORS_TAG],
-        ) | "MergeErrors" >> beam.Flatten()
-        return {"classified": pooled.ok, "errors": errors}
+        out = records | "RunClassifier" >> RunModelStage(
+            self._model, self._batch_size, self._threads, schemas.STAGE_CLASSIFY, self._run_id,
+            ("Tiles", self.model_input), ("PoolTiles", self.attach_probability))
+        return {"classified": out["ok"], "errors": out["errors"]}
 
 
 def classifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
@@ -639,22 +670,10 @@ class SegmentBlur(beam.PTransform):
         return uri
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
-        handler = inference.ImageKeyedModelHandler(
-            TiledKerasModelHandler(self._model, batch_size=self._options.batch_size,
-                                   intra_op_threads=self._threads))
-        stage, run_id = schemas.STAGE_SEGMENT, self._run_id
-        inputs_ = records | _per_image("Tiles", self.model_input, stage, "tiling_error", run_id)
-        predicted, failed = (
-            inputs_.ok | "RunIdentifier" >> RunInference(handler).with_exception_handling())
-        rows = predicted | _per_image("MaskStatistics", self.to_row, stage,
-                                      "postprocess_error", run_id)
-        errors = (
-            inputs_[_ERRORS_TAG],
-            failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
-                _failed_batch_to_errors, stage, run_id),
-            rows[_ERRORS_TAG],
-        ) | "MergeErrors" >> beam.Flatten()
-        return {"rows": rows.ok, "errors": errors}
+        out = records | "RunIdentifier" >> RunModelStage(
+            self._model, self._options.batch_size, self._threads, schemas.STAGE_SEGMENT,
+            self._run_id, ("Tiles", self.model_input), ("MaskStatistics", self.to_row))
+        return {"rows": out["ok"], "errors": out["errors"]}
 
 
 def staging_folder(output: str, run_id: str, table: str) -> str:

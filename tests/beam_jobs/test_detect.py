@@ -282,3 +282,74 @@ def test_letterbox_only_classifier_is_available_and_differs_from_tiles(
     assert [r["is_blurry"] for r in sorted(tiles, key=lambda r: r["image_uri"])] == [
         r["is_blurry"] for r in sorted(boxed, key=lambda r: r["image_uri"])]
     assert {r["blur_probability"] for r in tiles} != {r["blur_probability"] for r in boxed}
+
+
+def _failing_model_calls(monkeypatch) -> None:
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("model call failed")
+
+    monkeypatch.setattr(inference, "predict_stacks", fail)
+
+
+def test_classify_blur_turns_a_failed_model_call_into_a_row_per_image(
+        mixed_folder, tiny_models, monkeypatch) -> None:
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    model = inference.inspect_model(tiny_models["classifier"], "classifier")
+    _failing_model_calls(monkeypatch)
+    options = DetectOptions(input="unused", output="unused", classifier_path=model.path,
+                            identifier_path=model.path, batch_size=4)
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    records = _records(folder, ["sharp_0.png", "blurred_0.png"],
+                       detect.classifier_view(model, options))
+    with TestPipeline() as pipeline:
+        out = pipeline | beam.Create(records) | detect.ClassifyBlur(model, options, "run-1")
+        assert_that(out["classified"], equal_to([]), label="classified")
+        assert_that(out["errors"] | "Errors" >> beam.Map(
+            lambda row: (os.path.basename(row["image_uri"]), row["stage"], row["error_type"])),
+            equal_to([(name, schemas.STAGE_CLASSIFY, "inference_error")
+                      for name in ("sharp_0.png", "blurred_0.png")]), label="errors")
+
+
+def test_classify_blur_refuses_outputs_that_are_not_probabilities(
+        mixed_folder, tiny_models, tmp_path) -> None:
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from tests import imagegen
+
+    broken = inference.inspect_model(imagegen.save_constant_classifier(
+        str(tmp_path / "nan.keras"), float("nan")), "classifier")
+    options = DetectOptions(input="unused", output="unused", classifier_path=broken.path,
+                            identifier_path=broken.path, batch_size=4)
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    records = _records(folder, ["sharp_0.png"], detect.classifier_view(broken, options))
+    with TestPipeline() as pipeline:
+        out = pipeline | beam.Create(records) | detect.ClassifyBlur(broken, options, "run-1")
+        assert_that(out["classified"], equal_to([]), label="classified")
+        assert_that(out["errors"] | "Errors" >> beam.Map(lambda row: row["error_type"]),
+                    equal_to(["invalid_model_output"]), label="errors")
+
+
+def test_segment_blur_turns_a_failed_model_call_into_a_row_per_image(
+        mixed_folder, tiny_models, monkeypatch) -> None:
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    model = inference.inspect_model(tiny_models["identifier"], "identifier")
+    _failing_model_calls(monkeypatch)
+    options = DetectOptions(input="unused", output="unused", classifier_path=model.path,
+                            identifier_path=model.path, batch_size=4)
+    folder = os.path.dirname(mixed_folder["sharp"][0])
+    records = _records(folder, ["blurred_0.png"], detect.identifier_view(model, options))
+    records[0].blur_probability = 0.9
+    with TestPipeline() as pipeline:
+        out = pipeline | beam.Create(records) | detect.SegmentBlur(model, options, "c", "r")
+        assert_that(out["rows"], equal_to([]), label="rows")
+        assert_that(out["errors"] | "Errors" >> beam.Map(
+            lambda row: (row["stage"], row["error_type"])),
+            equal_to([(schemas.STAGE_SEGMENT, "inference_error")]), label="errors")
