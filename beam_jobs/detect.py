@@ -116,15 +116,15 @@ def error_row(
 ) -> dict[str, Any]:
     """A row of the errors table (schemas.ERRORS_SCHEMA)."""
     return {
-        "image_uri": uri,
-        "stage": stage,
-        "error_type": error_type,
-        "error_message": message[:2000],
-        "image_sha256": sha256,
-        "image_size_bytes": size_bytes,
-        "image_modified_at": _timestamp(modified_at_us),
-        "run_id": run_id,
-        "processed_at": _utc_now(),
+        schemas.IMAGE_URI: uri,
+        schemas.STAGE: stage,
+        schemas.ERROR_TYPE: error_type,
+        schemas.ERROR_MESSAGE: message[:2000],
+        schemas.IMAGE_SHA256: sha256,
+        schemas.IMAGE_SIZE_BYTES: size_bytes,
+        schemas.IMAGE_MODIFIED_AT: _timestamp(modified_at_us),
+        schemas.RUN_ID: run_id,
+        schemas.PROCESSED_AT: _utc_now(),
     }
 
 
@@ -307,8 +307,8 @@ def previous_output_patterns(output: str, include_errors: bool) -> list[str]:
 
 def previous_row_key(row: dict[str, Any]) -> tuple[str, tuple[int | None, int | None]]:
     """(uri, version key) of a row an earlier run wrote; matches InputFile.version_key."""
-    return row["image_uri"], (row["image_size_bytes"],
-                              microseconds_since_epoch(row["image_modified_at"]))
+    return row[schemas.IMAGE_URI], (row[schemas.IMAGE_SIZE_BYTES],
+                                    microseconds_since_epoch(row[schemas.IMAGE_MODIFIED_AT]))
 
 
 class SkipProcessed(beam.PTransform):
@@ -328,11 +328,12 @@ class SkipProcessed(beam.PTransform):
     def expand(self, files: beam.PCollection) -> beam.PCollection:
         skipped = Metrics.counter(METRICS_NAMESPACE, COUNTER_SKIPPED)
         replaced_run = self._replaced_run
-        columns = ["image_uri", "image_size_bytes", "image_modified_at", "run_id"]
+        columns = [schemas.IMAGE_URI, schemas.IMAGE_SIZE_BYTES, schemas.IMAGE_MODIFIED_AT,
+                   schemas.RUN_ID]
         previous = [
             files.pipeline
             | f"ReadPrevious{index}" >> beam.io.ReadFromParquet(pattern, columns=columns)
-            | f"NotReplaced{index}" >> beam.Filter(lambda row: row["run_id"] != replaced_run)
+            | f"NotReplaced{index}" >> beam.Filter(lambda row: row[schemas.RUN_ID] != replaced_run)
             | f"PreviousKeys{index}" >> beam.Map(previous_row_key)
             for index, pattern in enumerate(self._patterns)
         ]
@@ -531,28 +532,28 @@ def _result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
                 *, is_blurry: bool, identifier_id: str | None = None,
                 mask: np.ndarray | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "image_uri": record.uri,
-        "image_sha256": record.sha256,
-        "image_size_bytes": record.size_bytes,
-        "image_modified_at": _timestamp(record.modified_at_us),
-        "width": record.width,
-        "height": record.height,
-        "format": record.format,
-        "blur_probability": record.blur_probability,
-        "is_blurry": is_blurry,
-        "blur_threshold": options.blur_threshold,
-        "mask_threshold": options.mask_threshold,
-        "classifier_model": classifier_id,
-        "identifier_model": identifier_id,
-        "mask_png": None,
-        "mask_width": None,
-        "mask_height": None,
-        "blur_area_fraction": None,
-        "blur_region_count": None,
-        "blur_regions": None,
-        "overlay_uri": None,
-        "run_id": run_id,
-        "processed_at": _utc_now(),
+        schemas.IMAGE_URI: record.uri,
+        schemas.IMAGE_SHA256: record.sha256,
+        schemas.IMAGE_SIZE_BYTES: record.size_bytes,
+        schemas.IMAGE_MODIFIED_AT: _timestamp(record.modified_at_us),
+        schemas.WIDTH: record.width,
+        schemas.HEIGHT: record.height,
+        schemas.FORMAT: record.format,
+        schemas.BLUR_PROBABILITY: record.blur_probability,
+        schemas.IS_BLURRY: is_blurry,
+        schemas.BLUR_THRESHOLD: options.blur_threshold,
+        schemas.MASK_THRESHOLD: options.mask_threshold,
+        schemas.CLASSIFIER_MODEL: classifier_id,
+        schemas.IDENTIFIER_MODEL: identifier_id,
+        schemas.MASK_PNG: None,
+        schemas.MASK_WIDTH: None,
+        schemas.MASK_HEIGHT: None,
+        schemas.BLUR_AREA_FRACTION: None,
+        schemas.BLUR_REGION_COUNT: None,
+        schemas.BLUR_REGIONS: None,
+        schemas.OVERLAY_URI: None,
+        schemas.RUN_ID: run_id,
+        schemas.PROCESSED_AT: _utc_now(),
     }
     if mask is not None:
         stats = masks.mask_statistics(
@@ -563,14 +564,14 @@ def _result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
             min_region_fraction=options.min_region_fraction,
         )
         stored = masks.reduce_for_storage(mask)  # statistics above use the full mask
-        row.update(
-            mask_png=masks.encode_mask_png(stored),
-            mask_width=int(stored.shape[1]),
-            mask_height=int(stored.shape[0]),
-            blur_area_fraction=stats.blur_area_fraction,
-            blur_region_count=len(stats.regions),
-            blur_regions=[dataclasses.asdict(region) for region in stats.regions],
-        )
+        row.update({
+            schemas.MASK_PNG: masks.encode_mask_png(stored),
+            schemas.MASK_WIDTH: int(stored.shape[1]),
+            schemas.MASK_HEIGHT: int(stored.shape[0]),
+            schemas.BLUR_AREA_FRACTION: stats.blur_area_fraction,
+            schemas.BLUR_REGION_COUNT: len(stats.regions),
+            schemas.BLUR_REGIONS: [dataclasses.asdict(region) for region in stats.regions],
+        })
     return row
 
 
@@ -738,7 +739,7 @@ class WriteTable(beam.PTransform):
 
 
 def _verdict_counter(row: dict[str, Any]) -> str:
-    return COUNTER_BLURRY if row["is_blurry"] else COUNTER_SHARP
+    return COUNTER_BLURRY if row[schemas.IS_BLURRY] else COUNTER_SHARP
 
 
 def _error_counter(_: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from sbdn_pipeline import features, inputs
-from sbdn_pipeline.synth import recipes
+from sbdn_pipeline.synth import presets, recipes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -87,13 +87,13 @@ class MakeDatasetOptions:
 
     sharp_images: str
     output: str
-    variants_per_image: int = 8
+    variants_per_image: int = presets.DEFAULT_VARIANTS_PER_IMAGE
     seed: int = 0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    val_fraction: float = presets.DEFAULT_VAL_FRACTION
+    test_fraction: float = presets.DEFAULT_TEST_FRACTION
     preset: str = recipes.DEFAULT_PRESET
     max_long_side: int = 0
-    examples_per_shard: int = 128
+    examples_per_shard: int = presets.DEFAULT_EXAMPLES_PER_SHARD
     overwrite: bool = False
     exclude_sources: tuple[str, ...] = ()
     segments_dir: str = ""

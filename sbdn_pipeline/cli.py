@@ -452,6 +452,7 @@ def demo(ctx: click.Context, workdir: str) -> None:
     import pyarrow.parquet as pq
 
     from sbdn_pipeline import demo as demo_corpus
+    from sbdn_pipeline import schemas
 
     photos = os.path.join(workdir, "photos")
     output = os.path.join(workdir, "out")
@@ -464,19 +465,21 @@ def demo(ctx: click.Context, workdir: str) -> None:
     ctx.invoke(detect, arguments=(photos,), output=output, run_id=run_id,
                overlays_dir=os.path.join(workdir, "overlays"))
     results = {}
-    for path in glob.glob(os.path.join(output, "results", f"run_id={run_id}", "*.parquet")):
+    for path in glob.glob(os.path.join(output, schemas.RESULTS_DIR,
+                                       f"{schemas.RUN_FOLDER_PREFIX}{run_id}",
+                                       f"*{schemas.PARQUET_SUFFIX}")):
         for row in pq.read_table(path).to_pylist():
-            results[os.path.basename(row["image_uri"])] = row
+            results[os.path.basename(row[schemas.IMAGE_URI])] = row
     click.echo(f"\n{'file':28} {'P(blurry)':>9} {'verdict':8} {'blurred area':>12}  what it is")
     for item in written:
         row = results.get(item.file_name)
         if row is None:
             click.echo(f"{item.file_name:28} {'-':>9} {'error':8} {'-':>12}  {item.treatment}")
             continue
-        verdict = "blurry" if row["is_blurry"] else "sharp"
-        area = row["blur_area_fraction"]
+        verdict = "blurry" if row[schemas.IS_BLURRY] else "sharp"
+        area = row[schemas.BLUR_AREA_FRACTION]
         area_text = f"{area:.0%}" if area is not None else "-"
-        click.echo(f"{item.file_name:28} {row['blur_probability']:9.3f} {verdict:8} "
+        click.echo(f"{item.file_name:28} {row[schemas.BLUR_PROBABILITY]:9.3f} {verdict:8} "
                    f"{area_text:>12}  {item.treatment}")
 
 

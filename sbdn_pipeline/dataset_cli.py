@@ -7,7 +7,15 @@ import time
 
 import click
 
-from sbdn_pipeline.synth.presets import DEFAULT_PRESET, PRESETS, SPLIT_NAMES as SPLITS
+from sbdn_pipeline.synth.presets import (
+    DEFAULT_EXAMPLES_PER_SHARD,
+    DEFAULT_PRESET,
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    DEFAULT_VARIANTS_PER_IMAGE,
+    PRESETS,
+)
+from sbdn_pipeline.synth.presets import SPLIT_NAMES as SPLITS
 
 EPILOG_MAKE = """\b
 Examples:
@@ -45,10 +53,12 @@ Any option not listed above is passed to Apache Beam.
     "--seed", type=int, default=0, show_default=True, help="Seed of splits and synthesis."
 )
 @click.option(
-    "--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
+    "--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_VAL_FRACTION,
+    show_default=True,
 )
 @click.option(
-    "--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
+    "--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_TEST_FRACTION,
+    show_default=True,
 )
 @click.option(
     "--preset",
@@ -96,7 +106,8 @@ Any option not listed above is passed to Apache Beam.
     show_default=True,
     help="Comma-separated splits to write (e.g. val,test for an evaluation-only set).",
 )
-@click.option("--examples-per-shard", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--examples-per-shard", type=click.IntRange(min=1),
+              default=DEFAULT_EXAMPLES_PER_SHARD, show_default=True)
 @click.option(
     "--exclude-sources",
     "exclude_sources_file",
@@ -136,7 +147,7 @@ def make_dataset_command(  # noqa: PLR0913 - one parameter per option
 
     if variants_per_image is None:
         # The original recipe is deterministic per photo: one sharp and one blurred version.
-        variants_per_image = 2 if preset == "original" else 8
+        variants_per_image = 2 if preset == "original" else DEFAULT_VARIANTS_PER_IMAGE
     try:
         options = make_dataset.MakeDatasetOptions(
             sharp_images=sharp_images,
@@ -208,7 +219,7 @@ def format_summary(manifest: dict, elapsed_s: float | None = None) -> str:
 @click.option("--n", "count", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--png", "png_path", required=True, help="Where to write the grid image.")
 @click.option(
-    "--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True
+    "--split", type=click.Choice(SPLITS), default="train", show_default=True
 )
 @click.option("--tile-size", type=click.IntRange(min=64), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Which examples to pick.")

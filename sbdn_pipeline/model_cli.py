@@ -14,7 +14,19 @@ from sbdn_pipeline.options import (
     DEFAULT_MASK_THRESHOLD,
     DEFAULT_TILE_POOLING,
 )
+from sbdn_pipeline.synth.presets import SPLIT_NAMES
 from sbdn_pipeline.tiling import POOLING_METHODS
+from sbdn_pipeline.training.defaults import (
+    DEFAULT_BLUR_MAP_WEIGHT,
+    DEFAULT_COLOUR_JITTER,
+    DEFAULT_EVAL_BATCH_SIZE,
+    DEFAULT_EVAL_SPLIT,
+    DEFAULT_LETTERBOX_FRACTION,
+    DEFAULT_PATIENCE,
+    DEFAULT_TURN_AND_FLIP,
+    LOSSES,
+    TASKS,
+)
 
 DEFAULT_TIME_BUDGET_MINUTES = 60.0
 
@@ -113,7 +125,7 @@ def _command_line(ctx: click.Context) -> str:
 
 
 @click.command("train", epilog=EPILOG_TRAIN)
-@click.argument("task", type=click.Choice(["classifier", "identifier"]))
+@click.argument("task", type=click.Choice(TASKS))
 @click.option("--data", required=True, help="Data set folder written by `sbdn make-dataset`.")
 @click.option(
     "--arch",
@@ -175,33 +187,33 @@ def _command_line(ctx: click.Context) -> str:
     help="Train only on blurred examples [default: all examples].",
 )
 @click.option(
-    "--loss", type=click.Choice(["bce", "bce_dice", "mse"]), default=None, help="[default per arch]"
+    "--loss", type=click.Choice(LOSSES), default=None, help="[default per arch]"
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
-    default=8,
+    default=DEFAULT_PATIENCE,
     show_default=True,
     help="Early stopping patience (epochs).",
 )
 @click.option(
     "--letterbox-fraction",
     type=click.FloatRange(0, 1, max_open=True),
-    default=0.25,
+    default=DEFAULT_LETTERBOX_FRACTION,
     show_default=True,
     help="Share of training examples shown whole and letterboxed instead of cropped.",
 )
 @click.option(
     "--colour-jitter",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=DEFAULT_COLOUR_JITTER,
     show_default=True,
     help="Strength of random exposure, white-balance, saturation and gamma changes of the "
     "training images (blur labels are unaffected); 0 = none.",
 )
 @click.option(
     "--turn-and-flip/--no-turn-and-flip",
-    default=False,
+    default=DEFAULT_TURN_AND_FLIP,
     show_default=True,
     help="Also turn training views by random quarter turns and flip them upside down "
     "(left-right flips are always on).",
@@ -209,7 +221,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option(
     "--blur-map-weight",
     type=click.FloatRange(min=0),
-    default=1.0,
+    default=DEFAULT_BLUR_MAP_WEIGHT,
     show_default=True,
     help="Classifier only: weight of the training-only blur-map loss (deep supervision from "
     "the masks); 0 trains on image labels alone.",
@@ -284,7 +296,7 @@ def train_command(
 @click.option("--identifier", "identifier_path", default=None, help="Identifier .keras file.")
 @click.option("--out", required=True, help="Folder for metrics.json, CSV files and plots.")
 @click.option(
-    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
+    "--split", type=click.Choice(SPLIT_NAMES), default=DEFAULT_EVAL_SPLIT, show_default=True
 )
 @click.option(
     "--threshold",
@@ -328,7 +340,8 @@ def train_command(
     show_default=True,
     help="Also run the classic baselines (blur effect, Laplacian, LBP; see below).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_EVAL_BATCH_SIZE,
+              show_default=True)
 @click.option(
     "--max-examples",
     type=click.IntRange(min=1),

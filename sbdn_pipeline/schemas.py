@@ -29,7 +29,42 @@ OUTPUT_MARKER = "_sbdn_output.json"
 # Leading underscore: Spark, pyarrow datasets and pandas skip it when reading OUT/results.
 STAGING_DIR = "_staging"
 PARQUET_SUFFIX = ".parquet"
-RUN_FOLDER_PREFIX = "run_id="
+
+# Column names of the tables below: code that reads or writes a column names it through these.
+IMAGE_URI = "image_uri"
+IMAGE_SHA256 = "image_sha256"
+IMAGE_SIZE_BYTES = "image_size_bytes"
+IMAGE_MODIFIED_AT = "image_modified_at"
+WIDTH = "width"
+HEIGHT = "height"
+FORMAT = "format"
+BLUR_PROBABILITY = "blur_probability"
+IS_BLURRY = "is_blurry"
+BLUR_THRESHOLD = "blur_threshold"
+MASK_THRESHOLD = "mask_threshold"
+CLASSIFIER_MODEL = "classifier_model"
+IDENTIFIER_MODEL = "identifier_model"
+MASK_PNG = "mask_png"
+MASK_WIDTH = "mask_width"
+MASK_HEIGHT = "mask_height"
+BLUR_AREA_FRACTION = "blur_area_fraction"
+BLUR_REGION_COUNT = "blur_region_count"
+BLUR_REGIONS = "blur_regions"
+OVERLAY_URI = "overlay_uri"
+RUN_ID = "run_id"
+PROCESSED_AT = "processed_at"
+STAGE = "stage"
+ERROR_TYPE = "error_type"
+ERROR_MESSAGE = "error_message"
+# Fields of one element of the blur_regions column.
+REGION_X_MIN = "x_min"
+REGION_Y_MIN = "y_min"
+REGION_X_MAX = "x_max"
+REGION_Y_MAX = "y_max"
+REGION_AREA_FRACTION = "area_fraction"
+REGION_MEAN_CONFIDENCE = "mean_confidence"
+# Hive-style run folders: results/run_id=<RUN_ID>/.
+RUN_FOLDER_PREFIX = f"{RUN_ID}="
 
 # Timestamps are microseconds in UTC: the widest common denominator of DuckDB, Spark, pandas
 # and BigQuery (BigQuery rejects nanosecond Parquet timestamps).
@@ -39,61 +74,61 @@ BLUR_REGION_TYPE = pa.struct(
     [
         # Bounding box in ORIGINAL image pixel coordinates (after EXIF orientation);
         # x_min/y_min inclusive, x_max/y_max exclusive.
-        pa.field("x_min", pa.int32(), nullable=False),
-        pa.field("y_min", pa.int32(), nullable=False),
-        pa.field("x_max", pa.int32(), nullable=False),
-        pa.field("y_max", pa.int32(), nullable=False),
-        pa.field("area_fraction", pa.float32(), nullable=False),
-        pa.field("mean_confidence", pa.float32(), nullable=False),
+        pa.field(REGION_X_MIN, pa.int32(), nullable=False),
+        pa.field(REGION_Y_MIN, pa.int32(), nullable=False),
+        pa.field(REGION_X_MAX, pa.int32(), nullable=False),
+        pa.field(REGION_Y_MAX, pa.int32(), nullable=False),
+        pa.field(REGION_AREA_FRACTION, pa.float32(), nullable=False),
+        pa.field(REGION_MEAN_CONFIDENCE, pa.float32(), nullable=False),
     ]
 )
 
 RESULTS_SCHEMA = pa.schema(
     [
-        pa.field("image_uri", pa.string(), nullable=False),
-        pa.field("image_sha256", pa.string(), nullable=False),
-        pa.field("image_size_bytes", pa.int64(), nullable=False),
+        pa.field(IMAGE_URI, pa.string(), nullable=False),
+        pa.field(IMAGE_SHA256, pa.string(), nullable=False),
+        pa.field(IMAGE_SIZE_BYTES, pa.int64(), nullable=False),
         # Last-modified time reported by the file system; with image_uri and image_size_bytes it
         # is the key incremental runs (--skip-existing) use to tell new and changed files.
-        pa.field("image_modified_at", TIMESTAMP_TYPE),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("format", pa.string(), nullable=False),
-        pa.field("blur_probability", pa.float32(), nullable=False),
-        pa.field("is_blurry", pa.bool_(), nullable=False),
-        pa.field("blur_threshold", pa.float32(), nullable=False),
-        pa.field("mask_threshold", pa.float32(), nullable=False),
-        pa.field("classifier_model", pa.string(), nullable=False),
+        pa.field(IMAGE_MODIFIED_AT, TIMESTAMP_TYPE),
+        pa.field(WIDTH, pa.int32(), nullable=False),
+        pa.field(HEIGHT, pa.int32(), nullable=False),
+        pa.field(FORMAT, pa.string(), nullable=False),
+        pa.field(BLUR_PROBABILITY, pa.float32(), nullable=False),
+        pa.field(IS_BLURRY, pa.bool_(), nullable=False),
+        pa.field(BLUR_THRESHOLD, pa.float32(), nullable=False),
+        pa.field(MASK_THRESHOLD, pa.float32(), nullable=False),
+        pa.field(CLASSIFIER_MODEL, pa.string(), nullable=False),
         # Everything below is null for sharp images: the identifier never runs on them.
-        pa.field("identifier_model", pa.string()),
-        pa.field("mask_png", pa.binary()),
-        pa.field("mask_width", pa.int32()),
-        pa.field("mask_height", pa.int32()),
-        pa.field("blur_area_fraction", pa.float32()),
-        pa.field("blur_region_count", pa.int32()),
-        pa.field("blur_regions", pa.list_(pa.field("element", BLUR_REGION_TYPE))),
+        pa.field(IDENTIFIER_MODEL, pa.string()),
+        pa.field(MASK_PNG, pa.binary()),
+        pa.field(MASK_WIDTH, pa.int32()),
+        pa.field(MASK_HEIGHT, pa.int32()),
+        pa.field(BLUR_AREA_FRACTION, pa.float32()),
+        pa.field(BLUR_REGION_COUNT, pa.int32()),
+        pa.field(BLUR_REGIONS, pa.list_(pa.field("element", BLUR_REGION_TYPE))),
         # With --overlays DIR: the JPEG of the photo with blurred pixels tinted red.
-        pa.field("overlay_uri", pa.string()),
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("processed_at", TIMESTAMP_TYPE, nullable=False),
+        pa.field(OVERLAY_URI, pa.string()),
+        pa.field(RUN_ID, pa.string(), nullable=False),
+        pa.field(PROCESSED_AT, TIMESTAMP_TYPE, nullable=False),
     ]
 )
 
 ERRORS_SCHEMA = pa.schema(
     [
-        pa.field("image_uri", pa.string(), nullable=False),
+        pa.field(IMAGE_URI, pa.string(), nullable=False),
         # Pipeline stage that failed: list, read, decode, classify, segment. A "list" row's
         # image_uri is the folder (or INPUT) that could not be listed, or the file not stat'd.
-        pa.field("stage", pa.string(), nullable=False),
+        pa.field(STAGE, pa.string(), nullable=False),
         # Short machine-readable reason, e.g. "empty_file", "not_an_image", "too_many_pixels".
-        pa.field("error_type", pa.string(), nullable=False),
-        pa.field("error_message", pa.string(), nullable=False),
+        pa.field(ERROR_TYPE, pa.string(), nullable=False),
+        pa.field(ERROR_MESSAGE, pa.string(), nullable=False),
         # Known when the bytes could be read; lets incremental runs tell a changed file apart.
-        pa.field("image_sha256", pa.string()),
-        pa.field("image_size_bytes", pa.int64()),
-        pa.field("image_modified_at", TIMESTAMP_TYPE),
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("processed_at", TIMESTAMP_TYPE, nullable=False),
+        pa.field(IMAGE_SHA256, pa.string()),
+        pa.field(IMAGE_SIZE_BYTES, pa.int64()),
+        pa.field(IMAGE_MODIFIED_AT, TIMESTAMP_TYPE),
+        pa.field(RUN_ID, pa.string(), nullable=False),
+        pa.field(PROCESSED_AT, TIMESTAMP_TYPE, nullable=False),
     ]
 )
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from apache_beam.io.filesystems import FileSystems
 
 import sbdn_pipeline
-from sbdn_pipeline import inputs
+from sbdn_pipeline import inputs, schemas
 from sbdn_pipeline.report import charts, images, summary, tables
 
 DEFAULT_TOP = 24
@@ -193,8 +193,8 @@ def _runs_table(runs: list[summary.RunSummary]) -> str:
 
 
 def _charts(results: pa.Table, overall: summary.OutputSummary) -> str:
-    probabilities = results.column("blur_probability").to_numpy(zero_copy_only=False)
-    thresholds = sorted(set(results.column("blur_threshold").to_pylist()))
+    probabilities = results.column(schemas.BLUR_PROBABILITY).to_numpy(zero_copy_only=False)
+    thresholds = sorted(set(results.column(schemas.BLUR_THRESHOLD).to_pylist()))
     threshold = thresholds[0] if len(thresholds) == 1 else None
     split = threshold if threshold is not None else 0.5
 
@@ -203,7 +203,7 @@ def _charts(results: pa.Table, overall: summary.OutputSummary) -> str:
         colour_of_bin=lambda start, end: BLURRY_COLOUR if start >= split - 1e-9 else SHARP_COLOUR,
         tick_format=lambda v: f"{v:.2f}", marker=threshold,
         marker_label=f"threshold {threshold:g}" if threshold is not None else "")
-    areas = results.column("blur_area_fraction").drop_null().to_numpy(zero_copy_only=False)
+    areas = results.column(schemas.BLUR_AREA_FRACTION).drop_null().to_numpy(zero_copy_only=False)
     area_chart = charts.histogram_svg(
         areas, bins=20, x_label="blurred share of the image",
         colour_of_bin=lambda start, end: BLURRY_COLOUR,
@@ -222,52 +222,56 @@ def _charts(results: pa.Table, overall: summary.OutputSummary) -> str:
 
 def _gallery(output: tables.Output, results: pa.Table, top: int, overlays_dir: str | None,
              counter: dict[str, int]) -> tuple[str, int]:
-    blurry = results.filter(pc.equal(results.column("is_blurry"), True))
+    blurry = results.filter(pc.equal(results.column(schemas.IS_BLURRY), True))
     if not blurry.num_rows:
         return '<p class="empty">No image was called blurry.</p>', 0
-    blurry = blurry.sort_by([("blur_probability", "descending"),
-                             ("blur_area_fraction", "descending"), ("image_uri", "ascending")])
+    blurry = blurry.sort_by([(schemas.BLUR_PROBABILITY, "descending"),
+                             (schemas.BLUR_AREA_FRACTION, "descending"),
+                             (schemas.IMAGE_URI, "ascending")])
     cards = []
     for rank, row in enumerate(blurry.slice(0, top).to_pylist(), start=1):
         mask = images.decode_mask(
-            output.fetch_column(row[tables.FILE_COLUMN], row[tables.ROW_COLUMN], "mask_png"))
+            output.fetch_column(row[tables.FILE_COLUMN], row[tables.ROW_COLUMN], schemas.MASK_PNG))
         picture = images.gallery_picture(row, mask, GALLERY_LONG_SIDE, overlays_dir)
         counter[picture.source] = counter.get(picture.source, 0) + 1
-        regions = row["blur_region_count"] or 0
+        regions = row[schemas.BLUR_REGION_COUNT] or 0
         source = images.SOURCE_DESCRIPTIONS[picture.source]
         if picture.note and picture.source == images.SOURCE_MASK_ONLY:
             source = f"mask only: {picture.note}"
         cards.append(
             f'<figure class="card" data-source="{picture.source}">'
             f'<div class="thumb"><span class="rank">#{rank}</span>'
-            f'<img src="{_data_uri(picture.jpeg)}" alt="{_esc(_base_name(row["image_uri"]))}">'
-            f'</div><figcaption><div class="name" title="{_esc(row["image_uri"])}">'
-            f'{_esc(_base_name(row["image_uri"]))}</div><div class="pills">'
-            f'<span class="pill blurry">P(blur) {row["blur_probability"]:.3f}</span>'
-            f'<span class="pill">area {_percent(row["blur_area_fraction"], 0)}</span>'
+            f'<img src="{_data_uri(picture.jpeg)}" '
+            f'alt="{_esc(_base_name(row[schemas.IMAGE_URI]))}">'
+            f'</div><figcaption><div class="name" title="{_esc(row[schemas.IMAGE_URI])}">'
+            f'{_esc(_base_name(row[schemas.IMAGE_URI]))}</div><div class="pills">'
+            f'<span class="pill blurry">P(blur) {row[schemas.BLUR_PROBABILITY]:.3f}</span>'
+            f'<span class="pill">area {_percent(row[schemas.BLUR_AREA_FRACTION], 0)}</span>'
             f'<span class="pill">{_count(regions, "region")}</span>'
-            f'<span class="pill">{row["width"]}×{row["height"]}</span></div>'
-            f'<div class="source">{_esc(source)} · run {_esc(row["run_id"])}</div>'
+            f'<span class="pill">{row[schemas.WIDTH]}×{row[schemas.HEIGHT]}</span></div>'
+            f'<div class="source">{_esc(source)} · run {_esc(row[schemas.RUN_ID])}</div>'
             f'</figcaption></figure>')
     return '<div class="gallery">' + "".join(cards) + "</div>", len(cards)
 
 
 def _sharp_sample(results: pa.Table, size: int) -> tuple[str, int]:
-    sharp = results.filter(pc.equal(results.column("is_blurry"), False))
+    sharp = results.filter(pc.equal(results.column(schemas.IS_BLURRY), False))
     if not sharp.num_rows or size <= 0:
         return '<p class="empty">No image was called sharp.</p>', 0
-    sharp = sharp.sort_by([("blur_probability", "descending"), ("image_uri", "ascending")])
+    sharp = sharp.sort_by([(schemas.BLUR_PROBABILITY, "descending"),
+                           (schemas.IMAGE_URI, "ascending")])
     chosen = sharp.take(pa.array(images.spread_sample(sharp.num_rows, size))).to_pylist()
     cards = []
     for row in chosen:
-        jpeg = images.sharp_picture(row["image_uri"], row["image_sha256"], SHARP_LONG_SIDE)
-        body = (f'<img src="{_data_uri(jpeg)}" alt="{_esc(_base_name(row["image_uri"]))}">'
+        jpeg = images.sharp_picture(row[schemas.IMAGE_URI], row[schemas.IMAGE_SHA256],
+                                    SHARP_LONG_SIDE)
+        body = (f'<img src="{_data_uri(jpeg)}" alt="{_esc(_base_name(row[schemas.IMAGE_URI]))}">'
                 if jpeg else '<span class="missing">image not readable here</span>')
         cards.append(
             f'<figure class="card"><div class="thumb">{body}</div><figcaption>'
-            f'<div class="name" title="{_esc(row["image_uri"])}">'
-            f'{_esc(_base_name(row["image_uri"]))}</div><div class="pills">'
-            f'<span class="pill sharp">P(blur) {row["blur_probability"]:.3f}</span>'
+            f'<div class="name" title="{_esc(row[schemas.IMAGE_URI])}">'
+            f'{_esc(_base_name(row[schemas.IMAGE_URI]))}</div><div class="pills">'
+            f'<span class="pill sharp">P(blur) {row[schemas.BLUR_PROBABILITY]:.3f}</span>'
             f'</div></figcaption></figure>')
     return '<div class="gallery sharp-grid">' + "".join(cards) + "</div>", len(cards)
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from sbdn_pipeline import inputs, masks
+from sbdn_pipeline import inputs, masks, schemas
 from sbdn_pipeline import options as defaults
 from sbdn_pipeline.report import overlays
 
@@ -135,25 +135,25 @@ def gallery_picture(
     Returns:
         A Picture; the last resort (mask only) always succeeds.
     """
-    if row.get("overlay_uri"):
+    if row.get(schemas.OVERLAY_URI):
         try:
-            return _overlay_from_file(row["overlay_uri"], long_side, SOURCE_OVERLAY_FILE)
+            return _overlay_from_file(row[schemas.OVERLAY_URI], long_side, SOURCE_OVERLAY_FILE)
         except PictureError:
             pass
     if overlays_dir:
         try:
-            name = overlays.overlay_name(row["image_sha256"])
+            name = overlays.overlay_name(row[schemas.IMAGE_SHA256])
             return _overlay_from_file(FileSystems.join(overlays_dir, name), long_side,
                                       SOURCE_OVERLAYS_DIR)
         except (PictureError, ValueError):
             pass
-    regions = row.get("blur_regions") or []
-    threshold = float(row["mask_threshold"])
-    image_size = (int(row["width"]), int(row["height"]))
+    regions = row.get(schemas.BLUR_REGIONS) or []
+    threshold = float(row[schemas.MASK_THRESHOLD])
+    image_size = (int(row[schemas.WIDTH]), int(row[schemas.HEIGHT]))
     note = ""
     try:
-        data = read_bytes(row["image_uri"])
-        if hashlib.sha256(data).hexdigest() != row["image_sha256"]:
+        data = read_bytes(row[schemas.IMAGE_URI])
+        if hashlib.sha256(data).hexdigest() != row[schemas.IMAGE_SHA256]:
             # Drawing this run's mask on a different picture would mislead.
             raise PictureError("the image changed since it was processed")
         pixels = decode_for_display(data, long_side)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from sbdn_pipeline import schemas
+
 OVERLAY_SUFFIX = ".jpg"
 # Red tint for blurred pixels, blended at TINT_ALPHA so the photo stays recognisable.
 TINT_RGB = (230, 25, 25)
@@ -60,10 +62,10 @@ def scale_box(
     orig_w, orig_h = image_size
     width, height = pixels_size
     sx, sy = width / orig_w, height / orig_h
-    x0 = min(width - 1, max(0, math.floor(region["x_min"] * sx)))
-    y0 = min(height - 1, max(0, math.floor(region["y_min"] * sy)))
-    x1 = max(x0 + 1, min(width, math.ceil(region["x_max"] * sx)))
-    y1 = max(y0 + 1, min(height, math.ceil(region["y_max"] * sy)))
+    x0 = min(width - 1, max(0, math.floor(region[schemas.REGION_X_MIN] * sx)))
+    y0 = min(height - 1, max(0, math.floor(region[schemas.REGION_Y_MIN] * sy)))
+    x1 = max(x0 + 1, min(width, math.ceil(region[schemas.REGION_X_MAX] * sx)))
+    y1 = max(y0 + 1, min(height, math.ceil(region[schemas.REGION_Y_MAX] * sy)))
     return x0, y0, x1, y1
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sbdn_pipeline import schemas
 from sbdn_pipeline.report import tables
 
 QUANTILES = (("p10", 0.10), ("p50", 0.50), ("p90", 0.90))
@@ -103,14 +104,14 @@ class OutputSummary:
 
 def count_outcomes(results: pa.Table, errors: pa.Table) -> Counts:
     """Sharp / blurry / error counts of a results and an errors table."""
-    blurry = int(pc.sum(results.column("is_blurry")).as_py() or 0) if results.num_rows else 0
+    blurry = int(pc.sum(results.column(schemas.IS_BLURRY)).as_py() or 0) if results.num_rows else 0
     return Counts(images=results.num_rows + errors.num_rows, sharp=results.num_rows - blurry,
                   blurry=blurry, errors=errors.num_rows)
 
 
 def area_quantiles(results: pa.Table) -> dict[str, float] | None:
     """p10/p50/p90 of blur_area_fraction over blurry images; None when there are none."""
-    values = results.column("blur_area_fraction").drop_null().to_numpy()
+    values = results.column(schemas.BLUR_AREA_FRACTION).drop_null().to_numpy()
     if values.size == 0:
         return None
     return {name: float(np.quantile(values, q)) for name, q in QUANTILES}
@@ -120,8 +121,9 @@ def error_reasons(errors: pa.Table, limit: int | None = None) -> list[ErrorReaso
     """Errors grouped by error_type, most frequent first (ties by name)."""
     groups: dict[str, dict[str, Any]] = {}
     for uri, stage, error_type, message in zip(
-        errors.column("image_uri").to_pylist(), errors.column("stage").to_pylist(),
-        errors.column("error_type").to_pylist(), errors.column("error_message").to_pylist(),
+        errors.column(schemas.IMAGE_URI).to_pylist(), errors.column(schemas.STAGE).to_pylist(),
+        errors.column(schemas.ERROR_TYPE).to_pylist(),
+        errors.column(schemas.ERROR_MESSAGE).to_pylist(),
         strict=True,
     ):
         group = groups.setdefault(error_type, {"count": 0, "stages": set(), "uris": [],
@@ -147,21 +149,22 @@ def _time_range(*columns: pa.ChunkedArray) -> tuple[Any, Any]:
 
 def run_summaries(results: pa.Table, errors: pa.Table) -> list[RunSummary]:
     """One summary per run, in the order the runs started."""
-    run_ids = set(results.column("run_id").to_pylist()) | set(errors.column("run_id").to_pylist())
+    run_ids = (set(results.column(schemas.RUN_ID).to_pylist())
+               | set(errors.column(schemas.RUN_ID).to_pylist()))
     runs = []
     for run_id in run_ids:
-        run_results = results.filter(pc.equal(results.column("run_id"), run_id))
-        run_errors = errors.filter(pc.equal(errors.column("run_id"), run_id))
-        started, finished = _time_range(run_results.column("processed_at"),
-                                        run_errors.column("processed_at"))
+        run_results = results.filter(pc.equal(results.column(schemas.RUN_ID), run_id))
+        run_errors = errors.filter(pc.equal(errors.column(schemas.RUN_ID), run_id))
+        started, finished = _time_range(run_results.column(schemas.PROCESSED_AT),
+                                        run_errors.column(schemas.PROCESSED_AT))
         runs.append(RunSummary(
             run_id=run_id,
             started_at=started,
             finished_at=finished,
             counts=count_outcomes(run_results, run_errors),
             blur_thresholds=sorted({round(float(v), 4) for v in
-                                    run_results.column("blur_threshold").to_pylist()}),
-            classifier_models=sorted(set(run_results.column("classifier_model").to_pylist())),
+                                    run_results.column(schemas.BLUR_THRESHOLD).to_pylist()}),
+            classifier_models=sorted(set(run_results.column(schemas.CLASSIFIER_MODEL).to_pylist())),
         ))
     epoch = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
     runs.sort(key=lambda run: (run.started_at or epoch, run.run_id))

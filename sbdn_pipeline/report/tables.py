@@ -20,20 +20,21 @@ import pyarrow.parquet as pq
 from sbdn_pipeline import inputs, schemas
 
 # Optional column written by ``sbdn detect --overlays DIR``; runs without it read as null.
-OVERLAY_URI_COLUMN = "overlay_uri"
+OVERLAY_URI_COLUMN = schemas.OVERLAY_URI
 # Where each row came from, so a column left out at first (mask_png) can be fetched later.
 FILE_COLUMN = "_file"
 ROW_COLUMN = "_row"
 
 RESULTS_COLUMNS = (
-    "image_uri", "image_sha256", "width", "height", "format", "blur_probability", "is_blurry",
-    "blur_threshold", "mask_threshold", "classifier_model", "mask_width", "mask_height",
-    "blur_area_fraction", "blur_region_count", "blur_regions", "run_id", "processed_at",
+    schemas.IMAGE_URI, schemas.IMAGE_SHA256, schemas.WIDTH, schemas.HEIGHT, schemas.FORMAT,
+    schemas.BLUR_PROBABILITY, schemas.IS_BLURRY, schemas.BLUR_THRESHOLD, schemas.MASK_THRESHOLD,
+    schemas.CLASSIFIER_MODEL, schemas.MASK_WIDTH, schemas.MASK_HEIGHT, schemas.BLUR_AREA_FRACTION,
+    schemas.BLUR_REGION_COUNT, schemas.BLUR_REGIONS, schemas.RUN_ID, schemas.PROCESSED_AT,
     OVERLAY_URI_COLUMN,
 )
 ERRORS_COLUMNS = (
-    "image_uri", "stage", "error_type", "error_message", "image_sha256", "run_id",
-    "processed_at",
+    schemas.IMAGE_URI, schemas.STAGE, schemas.ERROR_TYPE, schemas.ERROR_MESSAGE,
+    schemas.IMAGE_SHA256, schemas.RUN_ID, schemas.PROCESSED_AT,
 )
 
 
@@ -103,7 +104,7 @@ def read_table_files(files: Sequence[str], columns: Sequence[str], schema: pa.Sc
     tables = [_read_file(path, columns, schema, index) for index, path in enumerate(files)]
     table = pa.concat_tables(tables) if tables else _empty(columns, schema)
     if run_id is not None:
-        table = table.filter(pc.equal(table.column("run_id"), run_id))
+        table = table.filter(pc.equal(table.column(schemas.RUN_ID), run_id))
     return table
 
 
@@ -164,10 +165,11 @@ def read_output(output: str, run_id: str | None = None) -> Output:
     results = read_table_files(result_files, RESULTS_COLUMNS, schemas.RESULTS_SCHEMA, run_id)
     errors = read_table_files(error_files, ERRORS_COLUMNS, schemas.ERRORS_SCHEMA, run_id)
     if run_id is not None and results.num_rows + errors.num_rows == 0:
-        known = sorted(set(read_table_files(result_files, ["run_id"], schemas.RESULTS_SCHEMA)
-                           .column("run_id").to_pylist())
-                       | set(read_table_files(error_files, ["run_id"], schemas.ERRORS_SCHEMA)
-                             .column("run_id").to_pylist()))
+        runs = [schemas.RUN_ID]
+        known = sorted(set(read_table_files(result_files, runs, schemas.RESULTS_SCHEMA)
+                           .column(schemas.RUN_ID).to_pylist())
+                       | set(read_table_files(error_files, runs, schemas.ERRORS_SCHEMA)
+                             .column(schemas.RUN_ID).to_pylist()))
         listing = ", ".join(known[-10:]) or "none"
         raise OutputError(f"run '{run_id}' is not in '{output}' (runs there: {listing})")
     return Output(output=output, results=results, errors=errors, result_files=result_files,
@@ -182,10 +184,11 @@ def latest_per_image(results: pa.Table, errors: pa.Table) -> tuple[pa.Table, pa.
     """
     if results.num_rows + errors.num_rows == 0:
         return results, errors
-    uris = pa.chunked_array(results.column("image_uri").chunks + errors.column("image_uri").chunks,
+    uris = pa.chunked_array(results.column(schemas.IMAGE_URI).chunks
+                            + errors.column(schemas.IMAGE_URI).chunks,
                             type=pa.string())
     times = pa.chunked_array(
-        results.column("processed_at").chunks + errors.column("processed_at").chunks,
+        results.column(schemas.PROCESSED_AT).chunks + errors.column(schemas.PROCESSED_AT).chunks,
         type=schemas.TIMESTAMP_TYPE,
     )
     codes = pc.dictionary_encode(uris).combine_chunks().indices.to_numpy()

@@ -40,6 +40,7 @@ from sbdn_pipeline.options import (
     DEFAULT_TILE_POOLING,
 )
 from sbdn_pipeline.training import baselines, metrics
+from sbdn_pipeline.training.defaults import DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_SPLIT
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -953,12 +954,12 @@ def evaluate(
     threshold: float = DEFAULT_BLUR_THRESHOLD,
     *,
     mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-    split: str = "test",
+    split: str = DEFAULT_EVAL_SPLIT,
     calibration_split: str = "val",
     calibration_data: str | None = None,
     cross_recipe: str | None = None,
     masks: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
     max_examples: int | None = None,
     make_plots: bool = True,
     tiles: TileSettings = TileSettings(),

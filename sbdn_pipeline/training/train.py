@@ -39,12 +39,18 @@ from keras import ops
 
 from sbdn_pipeline import architectures
 from sbdn_pipeline.inference import file_sha256
+from sbdn_pipeline.training.defaults import (  # noqa: F401 - re-exported
+    CLASSIFIER,
+    DEFAULT_BLUR_MAP_WEIGHT,
+    DEFAULT_COLOUR_JITTER,
+    DEFAULT_LETTERBOX_FRACTION,
+    DEFAULT_PATIENCE,
+    DEFAULT_TURN_AND_FLIP,
+    IDENTIFIER,
+    LOSSES,
+    TASKS,
+)
 from sbdn_pipeline.training.evaluate import write_csv, write_json
-
-CLASSIFIER = "classifier"
-IDENTIFIER = "identifier"
-TASKS = (CLASSIFIER, IDENTIFIER)
-LOSSES = ("bce", "bce_dice", "mse")
 
 # Defaults per architecture, chosen so that one default model trains in about an hour on a
 # 2-core CPU. Each network trains at its shipping input size (``default_input_size``): the
@@ -75,21 +81,9 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "loss": "mse",
     },
 }
-DEFAULT_PATIENCE = 8
 # Output names of a classifier trained with deep supervision (see HighPassEvidenceClassifier).
 CLASSIFIER_OUTPUT = "p_blurry"
 BLUR_MAP_OUTPUT = "blur_map"
-DEFAULT_BLUR_MAP_WEIGHT = 1.0
-# Share of training examples shown whole and letterboxed (as evaluation and the detect job
-# see them) instead of as random crops: the crops never contain letterbox padding and are
-# never shrunk as much as a whole photo is, so without these the nets would meet both only
-# at inference time.
-DEFAULT_LETTERBOX_FRACTION = 0.25
-# Strength of random exposure / white-balance / saturation / gamma changes of training images
-# (reader.jitter_colours); 0 = off, as the shipped models were trained.
-DEFAULT_COLOUR_JITTER = 0.0
-# Random quarter turns and vertical flips of training views (left-right flips are always on).
-DEFAULT_TURN_AND_FLIP = False
 AUGMENT_SEED_OFFSET = 1_000_003
 DEFAULT_WARMUP_STEPS = 100
 DEFAULT_PROGRESS_INTERVAL_S = 60.0
