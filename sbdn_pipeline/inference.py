@@ -1,11 +1,12 @@
 """Model files, input geometry (letterboxing, tiles) and the Beam model handler for `.keras` models.
 
-The image-size policy lives here and only here. A model looks at an image in one of two ways
-(:class:`ViewSpec`):
+Which view a model gets is decided here; the letterbox and resize geometry itself (and its
+TensorFlow ops) lives in :mod:`sbdn_pipeline.geometry`, shared with the training reader and
+the benchmarks. A model looks at an image in one of two ways (:class:`ViewSpec`):
 
 * letterbox only (tile budget 0): the whole image, scaled to fit its square input without
-  distortion and padded with black (:func:`letterbox`); masks are mapped back by cropping
-  the padding away. Training sees images this way too.
+  distortion and padded with black (:func:`sbdn_pipeline.geometry.letterbox`); masks are
+  mapped back by cropping the padding away. Training sees images this way too.
 * tiles (budget N >= 1): square tiles at (or within 2x of) the image's native scale, planned
   by :mod:`sbdn_pipeline.tiling`, plus, when asked for, the letterbox as a low-resolution
   global view. Tile probabilities are pooled, tile masks stitched.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import functools
 import hashlib
 import logging
 import os
@@ -33,7 +33,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler
 
-from sbdn_pipeline import images, tiling
+from sbdn_pipeline import geometry, images, tiling
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,145 +45,6 @@ DEFAULT_INPUT_SIZE = {ROLE_CLASSIFIER: 384, ROLE_IDENTIFIER: 320}
 
 class ModelFileError(Exception):
     """A model file that is missing, unreadable, tampered with or not a usable model."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LetterboxInfo:
-    """Where the image content sits inside the square model input.
-
-    Attributes:
-        size: side of the square model input.
-        top: rows of padding above the content.
-        left: columns of padding left of the content.
-        content_height: rows of image content.
-        content_width: columns of image content.
-    """
-
-    size: int
-    top: int
-    left: int
-    content_height: int
-    content_width: int
-
-
-def letterbox_geometry(height: int, width: int, size: int) -> LetterboxInfo:
-    """Scale (height, width) to fit a size x size square, keeping the aspect ratio, centred."""
-    scale = size / max(height, width)
-    content_height = max(1, min(size, round(height * scale)))
-    content_width = max(1, min(size, round(width * scale)))
-    top = (size - content_height) // 2
-    left = (size - content_width) // 2
-    return LetterboxInfo(size, top, left, content_height, content_width)
-
-
-def letterbox(image: Any, size: int) -> tuple[np.ndarray, LetterboxInfo]:
-    """Fit an RGB uint8 image (h, w, 3) into a black size x size float32 square.
-
-    Downscaling uses area averaging (no aliasing: aliasing would add false sharpness);
-    upscaling uses bilinear interpolation.
-
-    Returns:
-        (float32 array (size, size, 3) with values in [0, 255], geometry of the content).
-    """
-    height, width = int(image.shape[0]), int(image.shape[1])
-    info = letterbox_geometry(height, width, size)
-    if (info.content_height, info.content_width) == (height, width):
-        method = "none"
-    else:
-        method = "area" if info.content_height < height else "bilinear"
-    boxed = _letterbox_graph(size, method)(
-        np.asarray(image, dtype=np.uint8),
-        np.array([info.content_height, info.content_width], np.int32),
-        np.array([info.top, info.left], np.int32),
-    )
-    return boxed.numpy(), info
-
-
-@functools.lru_cache(maxsize=None)
-def _letterbox_graph(size: int, method: str) -> Any:
-    """One compiled TF graph per (input size, resize method).
-
-    Run per image, the resize/cast/pad ops cost as much in eager dispatch as the network
-    itself; as one graph they are a single call. Shapes are dynamic, so it traces once.
-    """
-    import tensorflow as tf
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, 3], tf.uint8),
-            tf.TensorSpec([2], tf.int32),
-            tf.TensorSpec([2], tf.int32),
-        ],
-        reduce_retracing=True,
-    )
-    def run(image: Any, content_size: Any, offset: Any) -> Any:
-        if method == "none":
-            pixels = tf.cast(image, tf.float32)
-        else:
-            pixels = tf.image.resize(image, content_size, method=method)
-        return tf.image.pad_to_bounding_box(pixels, offset[0], offset[1], size, size)
-
-    return run
-
-
-def _release_graphs() -> None:
-    # Drop the compiled graphs while TensorFlow is still intact: if they are garbage-collected
-    # during interpreter teardown, TF prints "Exception ignored in AtomicFunction.__del__".
-    _letterbox_graph.cache_clear()
-    _resize_area_graph.cache_clear()
-
-
-def shrink_to_long_side(pixels: np.ndarray, long_side: int) -> np.ndarray:
-    """Area-downscale so the long side is at most long_side (the detect job's working copy).
-
-    Every image is reduced to the largest model input before letterboxing: it bounds memory
-    per image and is what the models see, in the detect job and in evaluation alike.
-    """
-    height, width = pixels.shape[:2]
-    if max(height, width) <= long_side:
-        return pixels
-    scale = long_side / max(height, width)
-    return resize_area(pixels, max(1, round(height * scale)), max(1, round(width * scale)))
-
-
-def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area-downscale an RGB uint8 image to (height, width), rounded back to uint8."""
-    return _resize_area_graph()(np.asarray(image, dtype=np.uint8),
-                                np.array([height, width], np.int32)).numpy()
-
-
-@functools.lru_cache(maxsize=None)
-def _resize_area_graph() -> Any:
-    import tensorflow as tf
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([2], tf.int32)],
-        reduce_retracing=True,
-    )
-    def run(image: Any, size: Any) -> Any:
-        return tf.cast(tf.round(tf.image.resize(image, size, method="area")), tf.uint8)
-
-    return run
-
-
-atexit.register(_release_graphs)
-
-
-def unletterbox_mask(mask: np.ndarray, info: LetterboxInfo) -> np.ndarray:
-    """Crop a model mask (m, m) or (m, m, 1) to the image content, at the mask's resolution.
-
-    A mask of side m = size / k covers the input in k x k blocks, so the content occupies rows
-    [top / k, (top + content_height) / k) of it (rounded outwards to whole mask pixels).
-    """
-    mask = np.asarray(mask)
-    if mask.ndim == 3:
-        mask = mask[..., 0]
-    factor = info.size / mask.shape[0]
-    top = int(np.floor(info.top / factor))
-    left = int(np.floor(info.left / factor))
-    bottom = int(np.ceil((info.top + info.content_height) / factor))
-    right = int(np.ceil((info.left + info.content_width) / factor))
-    return mask[top:max(bottom, top + 1), left:max(right, left + 1)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,14 +120,14 @@ def model_pixels(source: ImageSource, spec: ViewSpec) -> tuple[np.ndarray,
     pixels = source.decode_for(spec).pixels
     plan = spec.plan(source.height, source.width)
     if plan is None:
-        return shrink_to_long_side(pixels, spec.size), None
+        return geometry.shrink_to_long_side(pixels, spec.size), None
     if pixels.shape[:2] != (plan.scaled_height, plan.scaled_width):
-        pixels = resize_area(pixels, plan.scaled_height, plan.scaled_width)
+        pixels = geometry.resize_area(pixels, plan.scaled_height, plan.scaled_width)
     return pixels, plan
 
 
 def model_inputs(pixels: np.ndarray, plan: tiling.TilePlan | None, size: int,
-                 with_global: bool) -> tuple[np.ndarray, LetterboxInfo | None]:
+                 with_global: bool) -> tuple[np.ndarray, geometry.LetterboxInfo | None]:
     """One image's model inputs as one batch: its tiles, then (optionally) its letterbox.
 
     Returns:
@@ -277,7 +138,7 @@ def model_inputs(pixels: np.ndarray, plan: tiling.TilePlan | None, size: int,
     if plan is not None:
         parts.append(tiling.extract_tiles(pixels, plan))
     if with_global or plan is None:
-        boxed, info = letterbox(pixels, size)
+        boxed, info = geometry.letterbox(pixels, size)
         parts.append(boxed[None])
     return np.concatenate(parts) if len(parts) > 1 else parts[0], info
 
@@ -326,7 +187,7 @@ def pooled_probability(predictions: np.ndarray, plan: tiling.TilePlan | None,
 
 
 def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
-                    info: LetterboxInfo | None, stride: int) -> np.ndarray:
+                    info: geometry.LetterboxInfo | None, stride: int) -> np.ndarray:
     """One image's mask at 1/stride of the analysed scale, from its batch's outputs.
 
     Tile masks are stitched; where the tiles leave gaps (a plan that cannot cover the frame)
@@ -334,12 +195,12 @@ def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
     """
     outputs = check_probabilities(np.asarray(predictions, np.float32), "identifier")
     if plan is None:
-        return unletterbox_mask(outputs[-1], info)
+        return geometry.unletterbox_mask(outputs[-1], info)
     mask, weight = tiling.stitch_masks(outputs[:plan.count], plan, stride)
     if info is None:
         return mask
-    fill = unletterbox_mask(outputs[plan.count], info)
-    fill = resize_mask(fill, *mask.shape)
+    fill = geometry.unletterbox_mask(outputs[plan.count], info)
+    fill = geometry.resize_mask(fill, *mask.shape)
     prior = 0.01  # the global mask's weight: it decides only where no tile looked
     return (mask * weight + fill * prior) / (weight + prior)
 
@@ -359,19 +220,8 @@ def refine_to_image(coarse: np.ndarray, pixels: np.ndarray,
     from sbdn_pipeline import masks
     from sbdn_pipeline.options import MASK_REFINE_LONG_SIDE
 
-    pixels = shrink_to_long_side(pixels, long_side or MASK_REFINE_LONG_SIDE)
+    pixels = geometry.shrink_to_long_side(pixels, long_side or MASK_REFINE_LONG_SIDE)
     return masks.refine_mask(coarse, pixels), pixels
-
-
-def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of a float mask (h, w) to (height, width)."""
-    from PIL import Image
-
-    mask = np.asarray(mask, np.float32)
-    if mask.shape == (height, width):
-        return mask
-    resized = Image.fromarray(mask, mode="F").resize((width, height), Image.BILINEAR)
-    return np.asarray(resized, np.float32)
 
 
 def file_sha256(path: str) -> str:

@@ -150,7 +150,7 @@ def refine_mask(coarse: np.ndarray, guide_pixels: np.ndarray,
     Returns:
         (H, W) float32 confidences in [0, 1].
     """
-    from sbdn_pipeline.inference import resize_mask
+    from sbdn_pipeline.geometry import resize_mask
 
     height, width = guide_pixels.shape[:2]
     guide = grey(guide_pixels)

@@ -7,13 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from sbdn_pipeline import inference
+from sbdn_pipeline import geometry, inference
 from tests import imagegen
 
 
 def test_letterbox_keeps_aspect_ratio_and_pads_with_black() -> None:
     image = np.full((50, 100, 3), 200, np.uint8)
-    boxed, info = inference.letterbox(image, 64)
+    boxed, info = geometry.letterbox(image, 64)
     assert boxed.shape == (64, 64, 3) and boxed.dtype == np.float32
     assert (info.content_height, info.content_width, info.top, info.left) == (32, 64, 16, 0)
     assert np.allclose(boxed[16:48], 200.0)
@@ -21,15 +21,15 @@ def test_letterbox_keeps_aspect_ratio_and_pads_with_black() -> None:
 
 
 def test_letterbox_of_portrait_image_pads_left_and_right() -> None:
-    _, info = inference.letterbox(np.zeros((120, 30, 3), np.uint8), 64)
+    _, info = geometry.letterbox(np.zeros((120, 30, 3), np.uint8), 64)
     assert (info.content_height, info.content_width, info.top, info.left) == (64, 16, 0, 24)
 
 
 def test_unletterbox_mask_crops_padding_at_mask_resolution() -> None:
-    info = inference.letterbox_geometry(height=50, width=100, size=64)  # rows 16..48 of 64
+    info = geometry.letterbox_geometry(height=50, width=100, size=64)  # rows 16..48 of 64
     mask = np.zeros((16, 16, 1), np.float32)  # stride 4
     mask[4:12] = 1.0  # exactly the content rows
-    cropped = inference.unletterbox_mask(mask, info)
+    cropped = geometry.unletterbox_mask(mask, info)
     assert cropped.shape == (8, 16)
     assert np.all(cropped == 1.0)
 
@@ -113,7 +113,7 @@ def test_identifier_mask_fills_tile_gaps_from_the_global_view() -> None:
     view = inference.ViewSpec(64, tiles=1, align=4)
     plan = view.plan(300, 300)  # one 64 px tile at 2x (150 x 150): most of the frame unseen
     assert not plan.covers
-    info = inference.letterbox_geometry(150, 150, 64)
+    info = geometry.letterbox_geometry(150, 150, 64)
     outputs = np.concatenate([np.ones((1, 16, 16, 1)), np.zeros((1, 16, 16, 1))]).astype(
         np.float32)
     mask = inference.identifier_mask(outputs, plan, info, stride=4)

@@ -65,7 +65,7 @@ def _step_image(height: int, width: int, edge: int, seed: int = 0) -> np.ndarray
 
 
 def test_guided_refinement_moves_a_blocky_mask_edge_onto_the_image_edge() -> None:
-    from sbdn_pipeline.inference import resize_mask
+    from sbdn_pipeline.geometry import resize_mask
 
     height, width, edge, block = 96, 200, 101, 8
     image = _step_image(height, width, edge)

@@ -99,7 +99,7 @@ def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
     import numpy as np
     import tensorflow as tf
 
-    from sbdn_pipeline import images, inference
+    from sbdn_pipeline import geometry, images, inference
     from sbdn_pipeline.training.evaluate import predict_classifier
 
     classifier, classifier_size, identifier, identifier_size = _job_models(spec)
@@ -118,7 +118,7 @@ def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
     def segment(items: list[tuple[Any, Any]]) -> None:
         predictions = np.asarray(identifier.predict_on_batch(np.stack([x for x, _ in items])))
         for (_, info), prediction in zip(items, predictions):
-            inference.unletterbox_mask(prediction, info)
+            geometry.unletterbox_mask(prediction, info)
             first.done()
 
     for indices, contents in dataset:
@@ -131,8 +131,8 @@ def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
                 first.done()
                 continue
             decoded = images.decode_image(blobs[row], target_long_side=identifier_size)
-            pending.append(inference.letterbox(
-                inference.shrink_to_long_side(decoded.pixels, identifier_size), identifier_size))
+            pending.append(geometry.letterbox(
+                geometry.shrink_to_long_side(decoded.pixels, identifier_size), identifier_size))
         while len(pending) >= batch_size:
             segment(pending[:batch_size])
             pending = pending[batch_size:]

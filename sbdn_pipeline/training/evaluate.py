@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sbdn_pipeline import features
+from sbdn_pipeline.geometry import resize_mask
 from sbdn_pipeline.options import (
     DEFAULT_BLUR_THRESHOLD,
     DEFAULT_CLASSIFIER_TILES,
@@ -120,16 +121,6 @@ class TileSettings:
     tile_pooling: str = DEFAULT_TILE_POOLING
 
 
-def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of a float mask (h, w) to (height, width)."""
-    from PIL import Image
-
-    if mask.shape == (height, width):
-        return mask.astype("float32")
-    image = Image.fromarray(np.asarray(mask, dtype="float32"), mode="F")
-    return np.asarray(image.resize((width, height), Image.BILINEAR), dtype="float32")
-
-
 def predict_classifier(
     model: Any, size: int, views: list[Any], pooled: dict[str, np.ndarray] | None = None,
     tiles: TileSettings = TileSettings(),
@@ -193,7 +184,7 @@ def predict_masks(
     for output, (plan, info, pixels), (height, width) in zip(outputs, geometry, shapes):
         coarse = inference.identifier_mask(output, plan, info, stride)
         refined, _ = inference.refine_to_image(coarse, pixels)
-        result.append(np.clip(_resize_mask(refined, height, width), 0.0, 1.0))
+        result.append(np.clip(resize_mask(refined, height, width), 0.0, 1.0))
     return result
 
 
@@ -939,7 +930,7 @@ def read_mask(path: str, height: int, width: int) -> np.ndarray:
                 grey = np.asarray(image.convert("L"), dtype="float32") / 255.0
     except Exception as exc:  # PIL raises many types for broken files
         raise ValueError(f"mask {path} is not a readable PNG ({exc})") from exc
-    return np.clip(_resize_mask(grey, height, width), 0.0, 1.0)
+    return np.clip(resize_mask(grey, height, width), 0.0, 1.0)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from sbdn_pipeline import features
+from sbdn_pipeline import features, geometry
 
 TASKS = ("classifier", "identifier")
 
@@ -100,41 +100,14 @@ def read_examples(data_dir: str, split: str) -> tf.data.Dataset:
 # Geometry: crops, resizing, letterbox
 
 
-def _resize(images: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    """Resize (H, W, C) float32 to ``size`` (h, w): area averaging when shrinking (no aliasing
-    to fake sharpness), bilinear when enlarging; as the detect job's letterbox does."""
-    height = tf.shape(images)[0]
-    shrinking = size[0] <= height
-    return tf.cond(
-        shrinking,
-        lambda: tf.image.resize(images, size, method="area"),
-        lambda: tf.image.resize(images, size, method="bilinear"),
-    )
-
-
-def letterbox_geometry(height: tf.Tensor, width: tf.Tensor, size: int) -> tuple[tf.Tensor, ...]:
-    """(content_height, content_width, top, left) of an image fitted into a size x size square.
-
-    Same rounding as :func:`sbdn_pipeline.inference.letterbox_geometry` (round half to even),
-    so evaluation sees exactly what the detect job feeds the models.
-    """
-    height_f = tf.cast(height, tf.float64)
-    width_f = tf.cast(width, tf.float64)
-    scale = size / tf.maximum(height_f, width_f)
-    content_h = tf.clip_by_value(tf.cast(tf.round(height_f * scale), tf.int32), 1, size)
-    content_w = tf.clip_by_value(tf.cast(tf.round(width_f * scale), tf.int32), 1, size)
-    return content_h, content_w, (size - content_h) // 2, (size - content_w) // 2
-
-
 def letterbox_pair(image: tf.Tensor, mask: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Fit image (H, W, 3) and mask (H, W, 1) into size x size, centred, zero (black) padding."""
-    content_h, content_w, top, left = letterbox_geometry(
-        tf.shape(image)[0], tf.shape(image)[1], size
-    )
+    """Fit image (H, W, 3) and mask (H, W, 1) into size x size, centred, zero (black) padding.
+
+    The detect job's letterbox (:func:`sbdn_pipeline.geometry.letterbox_tensor`), image and
+    mask resized together as one 4-channel stack, then clipped to their documented ranges.
+    """
     stacked = tf.concat([tf.cast(image, tf.float32), mask], axis=-1)
-    stacked = _resize(stacked, tf.stack([content_h, content_w]))
-    stacked = tf.image.pad_to_bounding_box(stacked, top, left, size, size)
-    stacked = tf.ensure_shape(stacked, [size, size, 4])
+    stacked = geometry.letterbox_tensor(stacked, size)
     # Area resizing can overshoot by a few ulps; keep the documented ranges exact.
     return tf.clip_by_value(stacked[..., :3], 0.0, 255.0), tf.clip_by_value(
         stacked[..., 3:], 0.0, 1.0
@@ -356,7 +329,7 @@ def make_training_dataset(
       augmentation is seeded by ``seed`` (stateless ops), different every epoch.
     * ``training=False``: deterministic letterbox: the whole image scaled to fit S x S (aspect
       ratio kept), centred, padded with black, mask padded with 0 - exactly what the detect
-      job feeds the models (:func:`sbdn_pipeline.inference.letterbox`). Order is the file
+      job feeds the models (:func:`sbdn_pipeline.geometry.letterbox`). Order is the file
       order; the last partial batch is kept.
 
     Args:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sbdn_pipeline import features, inference
+from sbdn_pipeline import features, geometry
 from sbdn_pipeline.training import reader
 from tests.synth import tinyset
 
@@ -198,7 +198,7 @@ def test_letterbox_view_matches_the_detect_jobs_letterbox(tiny_set: dict) -> Non
     )
     images, masks = next(iter(dataset))
     decoded = next(reader.read_examples(tiny_set["dir"], "val").as_numpy_iterator())
-    expected, info = inference.letterbox(decoded["image"], S)
+    expected, info = geometry.letterbox(decoded["image"], S)
     np.testing.assert_allclose(images.numpy()[0], expected, atol=0.51)
     # Padding rows carry no blur; content rows keep the left-half mask.
     content = masks.numpy()[0, info.top : info.top + info.content_height, :, 0]
