@@ -228,7 +228,7 @@ def _gallery(output: tables.Output, results: pa.Table, top: int, overlays_dir: s
                              ("blur_area_fraction", "descending"), ("image_uri", "ascending")])
     cards = []
     for rank, row in enumerate(blurry.slice(0, top).to_pylist(), start=1):
-        mask = images.decode_mask(
+        mask = images.decode_results_mask(
             output.fetch_column(row[tables.FILE_COLUMN], row[tables.ROW_COLUMN], "mask_png"))
         picture = images.gallery_picture(row, mask, GALLERY_LONG_SIDE, overlays_dir)
         counter[picture.source] = counter.get(picture.source, 0) + 1

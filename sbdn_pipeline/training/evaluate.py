@@ -436,7 +436,7 @@ def evaluate_dataset(
             masks = predict_masks(model, info.input_size, views, shapes, tiles)
         for index, (record, native) in enumerate(zip(batch, natives)):
             label = int(record[features.LABEL])
-            truth = features.decode_mask(record[features.MASK]).astype("float32")
+            truth = features.decode_example_mask(record[features.MASK]).astype("float32")
             height, width = native.shape[:2]
             if truth.shape != (height, width):
                 raise ValueError(
