@@ -33,7 +33,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from sbdn_pipeline import features, inputs
+from sbdn_pipeline import atomic, features, inputs
 from sbdn_pipeline.synth import presets, recipes
 
 LOGGER = logging.getLogger(__name__)
@@ -491,16 +491,6 @@ def build_manifest(
     }
 
 
-def write_json(path: str, document: dict) -> None:
-    """Write JSON via Beam's file systems, through a temporary name then a rename."""
-    temporary = path + ".tmp"
-    with FileSystems.create(temporary) as handle:
-        handle.write(json.dumps(document, indent=2, sort_keys=False).encode("utf-8"))
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([temporary], [path])
-
-
 def prepare_output(output: str, overwrite: bool) -> None:
     """Refuse to mix two data sets in one folder; with ``overwrite`` remove the old one.
 
@@ -657,7 +647,7 @@ class WriteManifest(beam.PTransform):
 
     def _write(self, rows: list[dict], rejected: list[dict], _done: int) -> dict:
         manifest = build_manifest(self._options, count_table(rows), rejected, self._shards)
-        write_json(FileSystems.join(self._options.output, features.MANIFEST_JSON), manifest)
+        atomic.write_json(FileSystems.join(self._options.output, features.MANIFEST_JSON), manifest)
         return manifest
 
 

@@ -387,10 +387,10 @@ def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settin
 def _write_summary_json(path: str, summary) -> None:
     import json
 
-    from sbdn_pipeline import output_folder
+    from sbdn_pipeline import atomic
 
     try:
-        output_folder.write_text_atomically(path, json.dumps(summary.to_dict(), indent=2))
+        atomic.write_text(path, json.dumps(summary.to_dict(), indent=2))
     except OSError as exc:
         _fail(f"--summary-json: cannot write {path}: {exc.strerror or exc}")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 
+from sbdn_pipeline import atomic
+
 MANIFEST_NAME = "manifest.json"
 
 
@@ -88,11 +90,10 @@ def ship_model(source: str, role: str, folder: str | None = None, input_size: in
         raise ValueError(f"role must be 'classifier' or 'identifier', not {role!r}")
     folder = folder or models_folder()
     target = os.path.join(folder, f"{role}.keras")
-    partial = f"{target}.partial"
-    shutil.copyfile(source, partial)
-    with open(partial, "rb") as handle:
-        sha256 = hashlib.sha256(handle.read()).hexdigest()
-    os.replace(partial, target)
+    with atomic.local_path(target) as partial:
+        shutil.copyfile(source, partial)
+        with open(partial, "rb") as handle:
+            sha256 = hashlib.sha256(handle.read()).hexdigest()
     manifest_path = os.path.join(folder, MANIFEST_NAME)
     manifest = {}
     if os.path.exists(manifest_path):
@@ -101,8 +102,5 @@ def ship_model(source: str, role: str, folder: str | None = None, input_size: in
     manifest[role] = {"file": os.path.basename(target), "sha256": sha256}
     if input_size:
         manifest[role].update(input_size=int(input_size), mask_stride=int(mask_stride))
-    with open(f"{manifest_path}.partial", "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(f"{manifest_path}.partial", manifest_path)
+    atomic.write_json(manifest_path, manifest, sort_keys=True, trailing_newline=True)
     return manifest[role]

@@ -111,13 +111,15 @@ def encode_mask(mask: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_mask(data: bytes) -> np.ndarray:
-    """PNG bytes -> uint8 (H, W) in {0, 1}."""
+def decode_example_mask(data: bytes) -> np.ndarray:
+    """A TFRecord example's ``mask`` feature (PNG bytes, see :func:`encode_mask`) -> uint8
+    (H, W) in {0, 1}. Not the detect job's mask_png: that is ``masks.decode_mask_png``."""
     return (np.asarray(Image.open(io.BytesIO(data)).convert("L")) >= 128).astype(np.uint8)
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """JPEG/PNG bytes -> uint8 RGB (H, W, 3)."""
+def decode_example_image(data: bytes) -> np.ndarray:
+    """A TFRecord example's ``image`` feature (JPEG/PNG bytes, see :func:`encode_image`) ->
+    uint8 RGB (H, W, 3), unchecked. The detect job's checked decoder is ``images.decode_image``."""
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler
 
-from sbdn_pipeline import geometry, images, tiling
+from sbdn_pipeline import atomic, geometry, images, tiling
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -347,12 +347,8 @@ def _copy_to_local(uri: str, sha256: str) -> str:
 
     local = os.path.join(tempfile.gettempdir(), f"sbdn-model-{sha256[:16]}.keras")
     if not os.path.exists(local):
-        partial = f"{local}.{os.getpid()}.part"
-        with FileSystems.open(uri, compression_type="uncompressed") as src, open(
-            partial, "wb"
-        ) as dst:
-            dst.write(src.read())
-        os.replace(partial, local)
+        with FileSystems.open(uri, compression_type="uncompressed") as src:
+            atomic.write_bytes(local, src.read())
     return local
 
 

@@ -152,18 +152,6 @@ def check_unlocked(output: str) -> None:
         pass
 
 
-def write_text_atomically(path: str, text: str) -> None:
-    """Write a local file under a temporary name, then rename: readers never see half of it."""
-    partial = f"{path}.{uuid.uuid4().hex}.partial"
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
 def _holder(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:

@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import TextIO
 
+from sbdn_pipeline import atomic
+
 _COUNT_FILES_LOCK = threading.Lock()
 
 
@@ -54,12 +56,9 @@ class CountFile:
 
     def _write(self) -> None:
         self._written_at = self._clock()
-        partial = f"{self._path}.partial"
         # Progress is a courtesy: a full disk or a removed folder must not fail the run.
         with contextlib.suppress(OSError):
-            with open(partial, "w", encoding="ascii") as handle:
-                handle.write(str(self._count))
-            os.replace(partial, self._path)
+            atomic.write_text(self._path, str(self._count), encoding="ascii")
 
 
 _COUNT_FILES: dict[str, CountFile] = {}

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.throughput.common import BenchmarkError
+from sbdn_pipeline import atomic
 
 CORPUS_VERSION = 1
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -438,10 +439,7 @@ def ensure_corpus(work: str, spec: CorpusSpec) -> Corpus:
         "generation_s": round(time.monotonic() - started, 1),
         "files": files,
     }
-    partial = os.path.join(folder, "corpus.json.partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=1)
-    os.replace(partial, os.path.join(folder, "corpus.json"))
+    atomic.write_json(os.path.join(folder, "corpus.json"), manifest, indent=1)
     return Corpus(folder, images, manifest)
 
 

@@ -16,10 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.io.filesystems import FileSystems
 
 import sbdn_pipeline
-from sbdn_pipeline import inputs, schemas
+from sbdn_pipeline import atomic, inputs, schemas
 from sbdn_pipeline.report import charts, images, summary, tables
 
 DEFAULT_TOP = 24
@@ -230,7 +229,7 @@ def _gallery(output: tables.Output, results: pa.Table, top: int, overlays_dir: s
                              (schemas.IMAGE_URI, "ascending")])
     cards = []
     for rank, row in enumerate(blurry.slice(0, top).to_pylist(), start=1):
-        mask = images.decode_mask(
+        mask = images.decode_results_mask(
             output.fetch_column(row[tables.FILE_COLUMN], row[tables.ROW_COLUMN], schemas.MASK_PNG))
         picture = images.gallery_picture(row, mask, GALLERY_LONG_SIDE, overlays_dir)
         counter[picture.source] = counter.get(picture.source, 0) + 1
@@ -359,17 +358,9 @@ def render_report(output: tables.Output, *, top: int = DEFAULT_TOP,
 
 def write_text(path: str, text: str) -> None:
     """Write a UTF-8 file locally (creating folders) or to a gs:// / s3:// URI."""
-    data = text.encode("utf-8")
-    if inputs.is_remote(path):
-        with FileSystems.create(path, mime_type="text/html") as handle:
-            handle.write(data)
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    partial = f"{path}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)  # readers never see half a report
+    if not inputs.is_remote(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic.write_text(path, text, mime_type="text/html")  # readers never see half a report
 
 
 def build_report(

@@ -184,8 +184,12 @@ def sharp_picture(uri: str, sha256: str, long_side: int) -> bytes | None:
         return None
 
 
-def decode_mask(mask_png: bytes | None) -> np.ndarray | None:
-    """The results table's mask_png as float confidences, or None when absent or unreadable."""
+def decode_results_mask(mask_png: bytes | None) -> np.ndarray | None:
+    """The results table's mask_png as float confidences, or None when absent or unreadable.
+
+    ``masks.decode_mask_png`` does the decoding; this adds the report's tolerance (a missing or
+    damaged mask only costs the picture its tint).
+    """
     if not mask_png:
         return None
     try:

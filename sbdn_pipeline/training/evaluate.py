@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import io
 import json
 import os
 import time
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from sbdn_pipeline import features
+from sbdn_pipeline import atomic, features
 from sbdn_pipeline.geometry import resize_mask
 from sbdn_pipeline.options import (
     DEFAULT_BLUR_THRESHOLD,
@@ -427,7 +428,7 @@ def evaluate_dataset(
             masks = predict_masks(model, info.input_size, views, shapes, tiles)
         for index, (record, native) in enumerate(zip(batch, natives)):
             label = int(record[features.LABEL])
-            truth = features.decode_mask(record[features.MASK]).astype("float32")
+            truth = features.decode_example_mask(record[features.MASK]).astype("float32")
             height, width = native.shape[:2]
             if truth.shape != (height, width):
                 raise ValueError(
@@ -567,12 +568,12 @@ def evaluate_dataset(
             **e2e,
         }
 
-    write_csv(rows, os.path.join(out_dir, PREDICTIONS_FILE))
+    write_csv(os.path.join(out_dir, PREDICTIONS_FILE), rows)
     if make_plots:
         report["plots"] = write_dataset_plots(
             report, rows, out_dir, {MODEL_IDENTIFIER: identifier_masks, **baseline_run.masks}
         )
-    write_json(report, os.path.join(out_dir, METRICS_FILE))
+    write_metrics_json(os.path.join(out_dir, METRICS_FILE), report)
     log(headline(report))
     return report
 
@@ -823,9 +824,9 @@ def evaluate_folder(
         if identifier_masks.overall.count:
             report[MODEL_IDENTIFIER] = identifier_masks.summary()
         report.update(baseline_run.map_reports())
-    write_csv(rows, os.path.join(out_dir, SCORES_CSV))
-    write_json({"report": report, "files": rows}, os.path.join(out_dir, SCORES_JSON))
-    write_json(report, os.path.join(out_dir, METRICS_FILE))
+    write_csv(os.path.join(out_dir, SCORES_CSV), rows)
+    write_metrics_json(os.path.join(out_dir, SCORES_JSON), {"report": report, "files": rows})
+    write_metrics_json(os.path.join(out_dir, METRICS_FILE), report)
     log(headline(report))
     log(f"wrote {os.path.join(out_dir, SCORES_CSV)}")
     return report
@@ -1085,27 +1086,24 @@ def evaluate_cross_recipe(
         if run_baselines
         else None,
     }
-    write_json(combined, os.path.join(out_dir, METRICS_FILE))
+    write_metrics_json(os.path.join(out_dir, METRICS_FILE), combined)
     log("\n".join(headline(report) for report in reports.values()))
     return combined
 
 
-def write_json(document: Any, path: str) -> None:
-    """Write JSON atomically (temporary file, then rename); NaN becomes null."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(_plain(document), handle, indent=2, allow_nan=False)
-    os.replace(temporary, path)
+def write_metrics_json(path: str, document: Any) -> None:
+    """Write a report atomically as strict JSON (indent 2); numpy becomes Python, NaN null."""
+    atomic.write_json(path, json_ready(document), allow_nan=False)
 
 
-def _plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-ready copy: numpy scalars become Python numbers, NaN (undefined metric) null."""
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
+        return json_ready(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
@@ -1113,14 +1111,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_csv(rows: list[dict[str, Any]], path: str) -> None:
+def write_csv(path: str, rows: list[dict[str, Any]]) -> None:
     """Write rows (union of their keys as columns) to CSV atomically."""
     columns: list[str] = []
     for row in rows:
         columns.extend(key for key in row if key not in columns)
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic.write_text(path, text.getvalue())

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from sbdn_pipeline import atomic
+
 
 def _pyplot() -> Any:
     try:
@@ -27,10 +29,11 @@ def _pyplot() -> Any:
 def _save(figure: Any, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # Write next to the target, then rename, so a reader never sees half a PNG.
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
-    os.replace(temporary, path)
+    try:
+        with atomic.local_path(path, ".png") as temporary:
+            figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    finally:
+        _pyplot().close(figure)
     return path
 
 

@@ -37,7 +37,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from sbdn_pipeline import architectures
+from sbdn_pipeline import architectures, atomic
 from sbdn_pipeline.inference import file_sha256
 from sbdn_pipeline.training.defaults import (  # noqa: F401 - re-exported
     CLASSIFIER,
@@ -50,7 +50,7 @@ from sbdn_pipeline.training.defaults import (  # noqa: F401 - re-exported
     LOSSES,
     TASKS,
 )
-from sbdn_pipeline.training.evaluate import write_csv, write_json
+from sbdn_pipeline.training.evaluate import write_csv, write_metrics_json
 
 # Defaults per architecture, chosen so that one default model trains in about an hour on a
 # 2-core CPU. Each network trains at its shipping input size (``default_input_size``): the
@@ -397,19 +397,18 @@ class TrainingMonitor(keras.callbacks.Callback):
             state["best_val_loss"] = val_loss
             state["best_epoch"] = epoch + 1
             state["epochs_without_improvement"] = 0
-            temporary = os.path.join(checkpoints, "best.tmp.weights.h5")
-            self.model.save_weights(temporary)
-            os.replace(temporary, os.path.join(checkpoints, BEST_WEIGHTS))
+            best = os.path.join(checkpoints, BEST_WEIGHTS)
+            with atomic.local_path(best, ".weights.h5") as temporary:
+                self.model.save_weights(temporary)
         else:
             state["epochs_without_improvement"] += 1
             if state["epochs_without_improvement"] >= self.patience and not finished_early:
                 state["stopped_because"] = STOP_EARLY
                 self.model.stop_training = True
 
-        temporary = os.path.join(checkpoints, "last.tmp.keras")
-        self.model.save(temporary)
-        os.replace(temporary, os.path.join(checkpoints, LAST_CHECKPOINT))
-        write_json(state, os.path.join(checkpoints, STATE_FILE))
+        with atomic.local_path(os.path.join(checkpoints, LAST_CHECKPOINT), ".keras") as temporary:
+            self.model.save(temporary)
+        write_metrics_json(os.path.join(checkpoints, STATE_FILE), state)
         write_history(state["history"], self.out_dir, self.plot_metric)
         self.log(self._progress_line(row, improved))
 
@@ -447,7 +446,7 @@ def write_history(history: Sequence[dict[str, Any]], out_dir: str, plot_metric: 
     """Write ``training_log.csv`` and ``training_curve.png`` from the per-epoch rows."""
     if not history:
         return
-    write_csv(list(history), os.path.join(out_dir, LOG_FILE))
+    write_csv(os.path.join(out_dir, LOG_FILE), list(history))
     try:
         from sbdn_pipeline.training import plots
 
@@ -545,7 +544,7 @@ def fit(
     if state["stopped_because"] is None:
         budget_spent = bool(time_budget_s) and state["elapsed_s"] >= time_budget_s
         state["stopped_because"] = STOP_BUDGET if budget_spent else STOP_EPOCHS
-    write_json(state, os.path.join(out_dir, CHECKPOINT_DIR, STATE_FILE))
+    write_metrics_json(os.path.join(out_dir, CHECKPOINT_DIR, STATE_FILE), state)
     return state
 
 
@@ -566,9 +565,8 @@ def export_best_model(model: keras.Model, out_dir: str) -> str:
     for layer in clean.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     path = os.path.join(out_dir, MODEL_FILE)
-    temporary = os.path.join(out_dir, "model.tmp.keras")
-    clean.save(temporary)
-    os.replace(temporary, path)
+    with atomic.local_path(path, ".keras") as temporary:
+        clean.save(temporary)
     return path
 
 
@@ -970,7 +968,7 @@ def finish_run(
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
     }
     summary_path = os.path.join(out_dir, SUMMARY_FILE)
-    write_json(summary, summary_path)
+    write_metrics_json(summary_path, summary)
     write_history(state["history"], out_dir, monitored_keys(model, model.task)[1])
     log(
         f"done: {state['epochs_done']} epochs ({state['stopped_because']}), "

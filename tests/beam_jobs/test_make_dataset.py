@@ -80,8 +80,8 @@ def test_half_of_the_examples_are_blurred_with_masks_that_match_their_labels(dat
     examples = [e for split in dataset["examples"].values() for e in split]
     assert sum(e[features.LABEL] for e in examples) == len(examples) // 2
     for example in examples:
-        mask = features.decode_mask(example[features.MASK])
-        image = features.decode_image(example[features.IMAGE])
+        mask = features.decode_example_mask(example[features.MASK])
+        image = features.decode_example_image(example[features.IMAGE])
         assert mask.shape == image.shape[:2] == (example[features.HEIGHT], example[features.WIDTH])
         assert max(mask.shape) <= 112
         assert example[features.LABEL] == int(mask.any())
@@ -243,7 +243,7 @@ def test_cli_original_preset_makes_224_px_examples_with_a_rectangle(
     assert len(examples) == 18
     for example in examples:
         assert (example[features.HEIGHT], example[features.WIDTH]) == (224, 224)
-        mask = features.decode_mask(example[features.MASK]).astype(bool)
+        mask = features.decode_example_mask(example[features.MASK]).astype(bool)
         if example[features.LABEL]:
             assert example[features.REGION_SHAPE] == b"rectangle"
             rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))

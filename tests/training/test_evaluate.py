@@ -37,7 +37,7 @@ def energy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _truth_masks(records: list[dict]) -> list[np.ndarray]:
-    return [features.decode_mask(record[features.MASK]) for record in records]
+    return [features.decode_example_mask(record[features.MASK]) for record in records]
 
 
 def test_models_that_call_everything_blurred_score_exactly_as_computed_by_hand(
@@ -128,7 +128,7 @@ def test_baseline_thresholds_are_the_best_on_the_calibration_split(tiny_data):
     calibration = evaluate.calibrate_baselines(tiny_data["dir"], "val")
     records = tiny_data["records"]["val"]
     labels = [record[features.LABEL] for record in records]
-    natives = [features.decode_image(record[features.IMAGE]) for record in records]
+    natives = [features.decode_example_image(record[features.IMAGE]) for record in records]
     assert set(calibration) == {b.name for b in baselines.image_level_baselines()}
     for baseline in baselines.image_level_baselines():
         scores = [baseline.compute(native) for native in natives]

@@ -71,10 +71,11 @@ def test_read_examples_round_trips_every_feature(tiny_set: dict) -> None:
         assert got["image"].dtype == np.uint8 and got["image"].shape == (70, 90, 3)
         assert got["mask"].dtype == np.float32 and got["mask"].shape == (70, 90, 1)
         assert set(np.unique(got["mask"])) <= {0.0, 1.0}
-        np.testing.assert_array_equal(got["mask"][..., 0], features.decode_mask(want["mask"]))
+        np.testing.assert_array_equal(got["mask"][..., 0],
+                                      features.decode_example_mask(want["mask"]))
         # Same JPEG bytes; TF's default fast integer IDCT (also used by the detect job) and
         # Pillow's accurate one differ by a few grey levels on noisy texture.
-        difference = np.abs(got["image"].astype(int) - features.decode_image(want["image"]))
+        difference = np.abs(got["image"].astype(int) - features.decode_example_image(want["image"]))
         assert difference.mean() < 2.5
         for name in (features.LABEL, features.HEIGHT, features.WIDTH, features.VARIANT):
             assert got[name] == want[name]
