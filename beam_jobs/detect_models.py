@@ -6,10 +6,8 @@ every step's failures turned into that image's error row.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
-from sbdn_pipeline import inference, masks, schemas, tiling
+from sbdn_pipeline import atomic, inference, masks, schemas, tiling
 from sbdn_pipeline.inference import ModelInfo, TiledKerasModelHandler, ViewSpec
 from sbdn_pipeline.options import DetectOptions
 from beam_jobs.detect_records import (COUNTER_OVERLAYS_FAILED, COUNTER_OVERLAYS_WRITTEN,
@@ -254,15 +252,7 @@ def write_overlay(record: ImageRecord, pixels: np.ndarray, mask: np.ndarray,
     pixels = overlays.render_overlay(pixels, mask, row["blur_regions"] or [],
                                      mask_threshold, image_size=(record.width, record.height))
     target = FileSystems.join(folder, overlays.overlay_name(record.sha256))
-    partial = f"{target}.{uuid.uuid4().hex}.partial"
-    try:
-        with FileSystems.create(partial) as handle:
-            handle.write(overlays.encode_overlay_jpeg(pixels))
-        FileSystems.rename([partial], [target])
-    except Exception:
-        with contextlib.suppress(Exception):  # a full disk may refuse even this
-            FileSystems.delete([partial])
-        raise
+    atomic.write_bytes(target, overlays.encode_overlay_jpeg(pixels), mime_type="image/jpeg")
     return target
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +11,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from sbdn_pipeline import inputs, progress, schemas
+from sbdn_pipeline import atomic, inputs, progress, schemas
 from beam_jobs.detect_records import (COUNTER_BLURRY, COUNTER_ERRORS, COUNTER_SHARP,
                                        METRICS_NAMESPACE)
 
@@ -109,10 +107,7 @@ def write_output_marker(output: str, run_id: str) -> None:
         os.makedirs(output, exist_ok=True)
     payload = {"tool": "sbdn-pipeline", "created_by_run": run_id,
                "layout": "results/run_id=*/part-*.parquet, errors/run_id=*/part-*.parquet"}
-    partial = f"{marker}.{uuid.uuid4().hex}.partial"
-    with FileSystems.create(partial) as handle:
-        handle.write(json.dumps(payload, indent=2).encode("utf-8"))
-    FileSystems.rename([partial], [marker])
+    atomic.write_json(marker, payload, indent=2)
 
 
 def _files_in(folder: str) -> list[str]:
