@@ -217,6 +217,46 @@ def _short_tf_message(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
+def identify_format(data: bytes) -> str:
+    """The image format of a file's bytes, from its signature (never from its name).
+
+    Raises:
+        ImageError: empty, a known but unsupported image format, or not an image at all.
+    """
+    if not data:
+        raise ImageError("empty_file", "file is empty (0 bytes)")
+    image_format = sniff_format(data)
+    if image_format is None and unsupported_format(data):
+        raise ImageError("unsupported_format", f"{unsupported_format(data)} images are not "
+                         "supported; convert them to JPEG, PNG, WebP or TIFF")
+    if image_format is None:
+        raise ImageError("not_an_image", _describe_non_image(data))
+    return image_format
+
+
+def check_dimensions(width: int, height: int, *, max_pixels: int, min_side: int,
+                     max_aspect_ratio: float) -> None:
+    """Refuse, from the header alone, images too large, too small or too elongated.
+
+    Raises:
+        ImageError: ``too_many_pixels``, ``image_too_small`` or ``aspect_ratio_out_of_range``.
+    """
+    if width * height > max_pixels:
+        raise ImageError(
+            "too_many_pixels",
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,}",
+        )
+    if min(width, height) < min_side:
+        raise ImageError(
+            "image_too_small", f"{width}x{height} is smaller than {min_side} px on a side"
+        )
+    if max(width, height) / min(width, height) > max_aspect_ratio:
+        raise ImageError(
+            "aspect_ratio_out_of_range",
+            f"{width}x{height} is more elongated than {max_aspect_ratio:g}:1",
+        )
+
+
 def decode_image(
     data: bytes,
     *,
@@ -247,29 +287,10 @@ def decode_image(
     Raises:
         ImageError: with a short ``error_type`` and a human-readable message.
     """
-    if not data:
-        raise ImageError("empty_file", "file is empty (0 bytes)")
-    image_format = sniff_format(data)
-    if image_format is None and unsupported_format(data):
-        raise ImageError("unsupported_format", f"{unsupported_format(data)} images are not "
-                         "supported; convert them to JPEG, PNG, WebP or TIFF")
-    if image_format is None:
-        raise ImageError("not_an_image", _describe_non_image(data))
+    image_format = identify_format(data)
     width, height, orientation = _read_header(data, image_format)
-    if width * height > max_pixels:
-        raise ImageError(
-            "too_many_pixels",
-            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,}",
-        )
-    if min(width, height) < min_side:
-        raise ImageError(
-            "image_too_small", f"{width}x{height} is smaller than {min_side} px on a side"
-        )
-    if max(width, height) / min(width, height) > max_aspect_ratio:
-        raise ImageError(
-            "aspect_ratio_out_of_range",
-            f"{width}x{height} is more elongated than {max_aspect_ratio:g}:1",
-        )
+    check_dimensions(width, height, max_pixels=max_pixels, min_side=min_side,
+                     max_aspect_ratio=max_aspect_ratio)
     if image_format == "JPEG":
         _check_scan_budget(data, width, height, max_jpeg_scan_pixels)
     ratio = 1
