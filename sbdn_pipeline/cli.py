@@ -112,32 +112,12 @@ def _usage(message: str) -> None:
 
 
 def _check_output(output: str, overlays_dir: str) -> None:
-    from sbdn_pipeline import inputs, output_folder, schemas
+    from sbdn_pipeline import output_folder
 
-    if inputs.is_remote(output):
-        _check_remote_output(output, schemas.OUTPUT_MARKER)
-    else:
-        try:
-            output_folder.check_local_output(output)
-        except output_folder.OutputError as exc:
-            _fail(str(exc))
-    if overlays_dir and not inputs.is_remote(overlays_dir):
-        if os.path.exists(overlays_dir) and not os.path.isdir(overlays_dir):
-            _fail(f"--overlays '{overlays_dir}' exists and is not a folder")
-        try:
-            output_folder.check_writable(overlays_dir)
-        except output_folder.OutputError as exc:
-            _fail(f"--overlays: {exc}")
-
-
-def _check_remote_output(output: str, marker: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
-    if FileSystems.exists(output.rstrip("/") + "/") and not FileSystems.exists(
-            FileSystems.join(output, marker)):
-        listing = FileSystems.match([FileSystems.join(output, "*")], limits=[1])[0]
-        if listing.metadata_list:
-            _fail(f"output '{output}' exists and is not an sbdn output folder")
+    try:
+        output_folder.check_output(output, overlays_dir)
+    except output_folder.OutputError as exc:
+        _fail(str(exc))
 
 
 def _check_inputs(input_specs: list[str], output: str) -> None:

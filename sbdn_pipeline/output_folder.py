@@ -33,6 +33,36 @@ class RunExistsError(OutputError):
     """OUT already has a run of this id (and the caller did not ask to replace it)."""
 
 
+def check_output(output: str, overlays_dir: str = "") -> None:
+    """Refuse, before any work starts, an output (and overlays folder) a run cannot use.
+
+    Raises:
+        OutputError: see ``check_local_output``; a cloud folder with other files and no
+            marker; an overlays path that is a file or cannot be written.
+    """
+    if inputs.is_remote(output):
+        _check_remote_output(output)
+    else:
+        check_local_output(output)
+    if overlays_dir and not inputs.is_remote(overlays_dir):
+        if os.path.exists(overlays_dir) and not os.path.isdir(overlays_dir):
+            raise OutputError(f"--overlays '{overlays_dir}' exists and is not a folder")
+        try:
+            check_writable(overlays_dir)
+        except OutputError as exc:
+            raise OutputError(f"--overlays: {exc}") from exc
+
+
+def _check_remote_output(output: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    if FileSystems.exists(output.rstrip("/") + "/") and not FileSystems.exists(
+            FileSystems.join(output, schemas.OUTPUT_MARKER)):
+        listing = FileSystems.match([FileSystems.join(output, "*")], limits=[1])[0]
+        if listing.metadata_list:
+            raise OutputError(f"output '{output}' exists and is not an sbdn output folder")
+
+
 def check_local_output(output: str) -> None:
     """Refuse outputs that cannot be an sbdn output folder, before any work starts.
 
