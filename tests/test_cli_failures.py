@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from sbdn_pipeline import output_folder
 from sbdn_pipeline.cli import cli
-from sbdn_pipeline.cli_args import split_inputs_and_beam_args
+from sbdn_pipeline.cli.args import split_inputs_and_beam_args
 from sbdn_pipeline.options import DetectOptions
 from tests import imagegen
 from tests.beam_jobs.test_detect import read_table

@@ -100,7 +100,7 @@ def test_recorded_geometry_spares_the_submitter_loading_the_models(
         assert result.exit_code == 0, result.output
     monkeypatch.setattr(default_models, "models_folder", lambda: str(tmp_path))
     assert default_models.default_model_geometry("identifier") == (64, 4)
-    from sbdn_pipeline.cli import _load_models
+    from sbdn_pipeline.cli.detect import _load_models
 
     def no_loading(*_args, **_kwargs):
         raise AssertionError("the submitting process loaded a model")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from beam_jobs import make_dataset
 from sbdn_pipeline import features
-from sbdn_pipeline.dataset_cli import make_dataset_command, show_dataset_command
+from sbdn_pipeline.cli.dataset import make_dataset_command, show_dataset_command
 from tests.synth import tinyset
 
 GROUPS = {"street": 5, "nature": 4}

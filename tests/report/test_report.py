@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sbdn_pipeline.report import html_report, images, overlays, tables
-from sbdn_pipeline.report_cli import report
+from sbdn_pipeline.cli.report import report
 from tests.report.conftest import HOSTILE_NAME, RUN_A, RUN_B
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from sbdn_pipeline.report import summary, tables
-from sbdn_pipeline.report_cli import summarize
+from sbdn_pipeline.cli.report import summarize
 from tests.report.conftest import RUN_A, RUN_B
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from sbdn_pipeline import model_cli
+from sbdn_pipeline.cli import models as model_cli
 from sbdn_pipeline.training import train as training
 from tests.training import blur_samples
 

@@ -1,18 +1,16 @@
-"""The `sbdn` command line: a thin layer that validates arguments and calls the jobs."""
+"""`sbdn detect`: check the command line, find the models, run the detect job, print the summary."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
-import sys
 
 import click
 
-import sbdn_pipeline  # noqa: F401 - quiets TF and Beam start-up noise before they are imported
-from sbdn_pipeline.cli_args import FiniteFloatRange, option_names, split_inputs_and_beam_args
-from sbdn_pipeline.model_cli import tile_options
+from sbdn_pipeline.cli.args import FiniteFloatRange, option_names, split_inputs_and_beam_args
+from sbdn_pipeline.cli.errors import EXIT_TOO_MANY_ERRORS, fail, usage
+from sbdn_pipeline.cli.models import tile_options
 from sbdn_pipeline.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BLUR_THRESHOLD,
@@ -38,77 +36,7 @@ Apache Beam (--runner, --direct_num_workers, --project, --region, ...).
 """
 
 
-EXIT_ENVIRONMENT = 1  # the machine or its files stand in the way (permissions, disk, lock)
-EXIT_USAGE = 2  # the command line is wrong
-EXIT_TOO_MANY_ERRORS = 3  # the run finished, but most images failed: INPUT is probably wrong
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
-
-
-class _Commands(click.Group):
-    """The sbdn group: every failure ends in one line and a distinct exit status.
-
-    Click's own usage errors print the usage block first, Ctrl-C becomes "Aborted!" with exit
-    1, and an OSError escaping a command is a traceback; here usage errors are one line
-    (exit 2), Ctrl-C exits 130 and file-system errors are one line (exit 1).
-    """
-
-    def main(self, args=None, prog_name=None, complete_var=None,  # noqa: ANN001, ANN201
-             standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, False, **extra)
-        try:
-            status = super().main(args, prog_name, complete_var, False, **extra)
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "sbdn"
-            click.echo(f"Error: {exc.format_message()} (see '{command} --help')", err=True)
-            sys.exit(EXIT_USAGE)
-        except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("Interrupted; nothing partial was published.", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
-            sys.exit(EXIT_ENVIRONMENT)
-        sys.exit(status if isinstance(status, int) else 0)
-
-
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="sbdn-pipeline")
-def cli() -> None:
-    """sbdn: find blurry images in large photo collections and say where the blur is.
-
-    \b
-    A classifier gives every image a blur probability; for images it calls blurry an
-    identifier predicts a per-pixel blur mask. Results go to Parquet tables that DuckDB,
-    pandas, Spark and BigQuery read with one glob.
-
-    \b
-    Example:
-      sbdn detect photos/ --output out/
-      duckdb -c "SELECT image_uri, blur_probability FROM 'out/results/*/*.parquet'
-                 WHERE is_blurry ORDER BY blur_probability DESC LIMIT 10"
-    """
-
-
 PROGRESS_INTERVAL_S = 10.0
-
-
-class UsageFailure(click.ClickException):
-    """A one-line usage error (exit 2) found by our own checks."""
-
-    exit_code = EXIT_USAGE
-
-
-def _fail(message: str) -> None:
-    """One-line environment error (exit 1), before any work starts."""
-    raise click.ClickException(message)
-
-
-def _usage(message: str) -> None:
-    raise UsageFailure(message)
 
 
 def _check_output(output: str, overlays_dir: str) -> None:
@@ -117,7 +45,7 @@ def _check_output(output: str, overlays_dir: str) -> None:
     try:
         output_folder.check_output(output, overlays_dir)
     except output_folder.OutputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _check_inputs(input_specs: list[str], output: str) -> None:
@@ -128,7 +56,7 @@ def _check_inputs(input_specs: list[str], output: str) -> None:
         try:
             inputs.check_input(spec, exclude=exclude)
         except inputs.InputError as exc:
-            _usage(str(exc))
+            usage(str(exc))
 
 
 def _load_models(classifier_path: str | None, identifier_path: str | None) -> dict:
@@ -143,7 +71,7 @@ def _load_models(classifier_path: str | None, identifier_path: str | None) -> di
                 path, expected_sha256 = default_models.default_model(role)
                 geometry = default_models.default_model_geometry(role)
             except default_models.NoDefaultModelError as exc:
-                _fail(str(exc))
+                fail(str(exc))
         try:
             if geometry:  # shipped and inspected when shipped: check the hash, do not load
                 sha256 = inference.verify_model_file(path, expected_sha256)
@@ -151,7 +79,7 @@ def _load_models(classifier_path: str | None, identifier_path: str | None) -> di
             else:
                 models[role] = inference.inspect_model(path, role, expected_sha256)
         except inference.ModelFileError as exc:
-            _fail(f"{role}: {exc}")
+            fail(f"{role}: {exc}")
         if expected_sha256:
             models[role] = dataclasses.replace(models[role], shipped=True)
     return models
@@ -205,15 +133,15 @@ def _run_detect(options, models: dict, beam_args: list[str], quiet: bool, verbos
         return detect_job.run(options, models["classifier"], models["identifier"],
                               pipeline_options, settings)
     except output_folder.RunExistsError as exc:
-        _usage(str(exc))
+        usage(str(exc))
     except output_folder.OutputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException):
         raise
     except Exception as exc:  # noqa: BLE001 - one line for users; the trace with --verbose
         if verbose:
             raise
-        _fail(f"the run failed: {_root_cause(exc)} (run again with --verbose for details; "
+        fail(f"the run failed: {_root_cause(exc)} (run again with --verbose for details; "
               "nothing partial was published)")
 
 
@@ -245,7 +173,7 @@ def _print_summary(summary, output: str, skip_existing: bool, overlays_dir: str,
     click.echo(f"errors:  {os.path.join(output, 'errors', 'run_id=' + summary.run_id)}")
 
 
-@cli.command(
+@click.command(
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     epilog=EPILOG_DETECT,
 )
@@ -313,55 +241,66 @@ def detect(ctx: click.Context, arguments: tuple[str, ...], output: str, **settin
     model file); 2 usage (unknown option, bad value, INPUT matches nothing, existing run id);
     3 too many images failed; 130 interrupted.
     """
-    from sbdn_pipeline import inputs, logs
+    from sbdn_pipeline import logs
 
     verbose, quiet = settings.pop("verbose"), settings.pop("quiet")
     summary_json = settings.pop("summary_json")
     logs.configure(verbose=verbose, quiet=quiet)
     input_specs, beam_args = split_inputs_and_beam_args(
         [*arguments, *ctx.args], option_names(ctx.command))
-    if not input_specs:
-        _usage("missing INPUT (a folder, glob, list file or image)")
-    if settings["retry_errors"] and not settings["skip_existing"]:
-        _usage("--retry-errors only makes sense with --skip-existing")
-    if not output.strip():
-        _usage("--output is empty; give a folder")
-    options = _detect_options(input_specs, output, settings)
-    _check_inputs(input_specs, output)
-    _check_output(output, options.overlays_dir)
-    if not inputs.is_remote(output):
-        from sbdn_pipeline import output_folder
-
-        try:
-            output_folder.check_new_run(output, options.run_id, options.overwrite_run)
-            output_folder.check_unlocked(output)
-        except output_folder.RunExistsError as exc:
-            _usage(str(exc))
-        except output_folder.OutputError as exc:
-            _fail(str(exc))
+    options = _checked_options(input_specs, output, settings)
     models = _load_models(settings["classifier_path"], settings["identifier_path"])
     options = dataclasses.replace(options, classifier_path=models["classifier"].path,
                                   identifier_path=models["identifier"].path)
     if not quiet:
-        click.echo(
-            f"sbdn detect: {_describe_inputs(input_specs)} -> {output}\n"
-            f"  classifier {models['classifier'].model_id} "
-            f"(input {models['classifier'].input_size} px)\n"
-            f"  identifier {models['identifier'].model_id} "
-            f"(input {models['identifier'].input_size} px)", err=True)
+        click.echo(_header(input_specs, output, models), err=True)
     summary = _run_detect(options, models, beam_args, quiet, verbose)
     _print_summary(summary, output, options.skip_existing, options.overlays_dir, quiet)
     if summary_json:
         _write_summary_json(summary_json, summary)
     if not summary.reconciled:
-        _fail("counts do not add up: some images are missing from both tables (a bug; "
-              "please report it with this output)")
+        fail("counts do not add up: some images are missing from both tables (a bug; "
+             "please report it with this output)")
     if summary.error_fraction > options.max_error_fraction:
         click.echo(
             f"Error: {summary.error_fraction:.0%} of the processed images failed (limit "
             f"{options.max_error_fraction:.0%}); is INPUT the right folder/bucket? Top reasons "
             f"are in the errors table; everything was written.", err=True)
         ctx.exit(EXIT_TOO_MANY_ERRORS)
+
+
+def _checked_options(input_specs: list[str], output: str, settings: dict):
+    """DetectOptions, after every check that needs no model: usage errors exit 2, others 1.
+
+    All of it runs before models load, so a wrong command line fails in a fraction of a second.
+    """
+    from sbdn_pipeline import inputs, output_folder
+
+    if not input_specs:
+        usage("missing INPUT (a folder, glob, list file or image)")
+    if settings["retry_errors"] and not settings["skip_existing"]:
+        usage("--retry-errors only makes sense with --skip-existing")
+    if not output.strip():
+        usage("--output is empty; give a folder")
+    options = _detect_options(input_specs, output, settings)
+    _check_inputs(input_specs, output)
+    _check_output(output, options.overlays_dir)
+    if not inputs.is_remote(output):
+        try:
+            output_folder.check_new_run(output, options.run_id, options.overwrite_run)
+            output_folder.check_unlocked(output)
+        except output_folder.RunExistsError as exc:
+            usage(str(exc))
+        except output_folder.OutputError as exc:
+            fail(str(exc))
+    return options
+
+
+def _header(input_specs: list[str], output: str, models: dict) -> str:
+    classifier, identifier = models["classifier"], models["identifier"]
+    return (f"sbdn detect: {_describe_inputs(input_specs)} -> {output}\n"
+            f"  classifier {classifier.model_id} (input {classifier.input_size} px)\n"
+            f"  identifier {identifier.model_id} (input {identifier.input_size} px)")
 
 
 def _write_summary_json(path: str, summary) -> None:
@@ -372,7 +311,7 @@ def _write_summary_json(path: str, summary) -> None:
     try:
         atomic.write_text(path, json.dumps(summary.to_dict(), indent=2))
     except OSError as exc:
-        _fail(f"--summary-json: cannot write {path}: {exc.strerror or exc}")
+        fail(f"--summary-json: cannot write {path}: {exc.strerror or exc}")
 
 
 def _describe_inputs(input_specs: list[str]) -> str:
@@ -392,111 +331,4 @@ def _detect_options(input_specs: list[str], output: str, settings: dict):
     try:
         return DetectOptions(input=tuple(input_specs), output=output, **values)
     except ValueError as exc:
-        _usage(str(exc))
-
-
-from sbdn_pipeline.dataset_cli import make_dataset_command, show_dataset_command  # noqa: E402
-
-cli.add_command(make_dataset_command)
-cli.add_command(show_dataset_command)
-
-from sbdn_pipeline.model_cli import evaluate_command, train_command  # noqa: E402
-
-cli.add_command(train_command)
-cli.add_command(evaluate_command)
-
-from sbdn_pipeline.report_cli import report, summarize  # noqa: E402
-
-cli.add_command(report)
-cli.add_command(summarize)
-
-
-@cli.command()
-@click.option("--workdir", default="sbdn-demo", show_default=True,
-              help="Folder for the demo photos (photos/) and the detect output (out/).")
-@click.pass_context
-def demo(ctx: click.Context, workdir: str) -> None:
-    """Run the detect job with the shipped models on a small corpus of real photos.
-
-    \b
-    The corpus is derived at run time from the photos bundled inside scikit-image (nothing is
-    downloaded); a few are blurred on purpose and one file is broken, so both model branches
-    and the errors table show up. Needs the [demo] extra.
-
-    \b
-    Example:
-      sbdn demo --workdir /tmp/sbdn-demo
-    """
-    import glob
-
-    import pyarrow.parquet as pq
-
-    from sbdn_pipeline import demo as demo_corpus
-    from sbdn_pipeline import schemas
-
-    photos = os.path.join(workdir, "photos")
-    output = os.path.join(workdir, "out")
-    try:
-        written = demo_corpus.write_demo_corpus(photos)
-    except RuntimeError as exc:
-        _fail(str(exc))
-    click.echo(f"demo corpus: {len(written)} files in {photos}", err=True)
-    run_id = f"demo-{os.getpid()}"
-    ctx.invoke(detect, arguments=(photos,), output=output, run_id=run_id,
-               overlays_dir=os.path.join(workdir, "overlays"))
-    results = {}
-    for path in glob.glob(os.path.join(output, schemas.RESULTS_DIR,
-                                       f"{schemas.RUN_FOLDER_PREFIX}{run_id}",
-                                       f"*{schemas.PARQUET_SUFFIX}")):
-        for row in pq.read_table(path).to_pylist():
-            results[os.path.basename(row[schemas.IMAGE_URI])] = row
-    click.echo(f"\n{'file':28} {'P(blurry)':>9} {'verdict':8} {'blurred area':>12}  what it is")
-    for item in written:
-        row = results.get(item.file_name)
-        if row is None:
-            click.echo(f"{item.file_name:28} {'-':>9} {'error':8} {'-':>12}  {item.treatment}")
-            continue
-        verdict = "blurry" if row[schemas.IS_BLURRY] else "sharp"
-        area = row[schemas.BLUR_AREA_FRACTION]
-        area_text = f"{area:.0%}" if area is not None else "-"
-        click.echo(f"{item.file_name:28} {row[schemas.BLUR_PROBABILITY]:9.3f} {verdict:8} "
-                   f"{area_text:>12}  {item.treatment}")
-
-
-@cli.command("ship-model")
-@click.argument("model_path", metavar="MODEL.keras")
-@click.option("--role", type=click.Choice(["classifier", "identifier"]), required=True,
-              help="Which default it becomes.")
-@click.option("--models-dir", default=None, metavar="DIR",
-              help="Models folder (default: the one `sbdn detect` uses).")
-def ship_model(model_path: str, role: str, models_dir: str | None) -> None:
-    """Make a trained model the default classifier or identifier.
-
-    Checks that the model loads (safe mode) and fits the role, copies it to
-    models/<role>.keras and records its sha256 in models/manifest.json, which
-    `sbdn detect` verifies before loading. Update the model card (models/README.md) too.
-
-    \b
-    Example:
-      sbdn ship-model runs/classifier/model.keras --role classifier
-    """
-    from sbdn_pipeline import default_models, inference
-
-    try:
-        info = inference.inspect_model(model_path, role)
-    except inference.ModelFileError as exc:
-        _fail(str(exc))
-    entry = default_models.ship_model(model_path, role, models_dir, info.input_size,
-                                      info.mask_stride)
-    click.echo(f"shipped {role}: {entry['file']} sha256 {entry['sha256']} "
-               f"(input {info.input_size} px)")
-
-
-def main() -> None:
-    """Console-script entry point."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cli(prog_name="sbdn")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        usage(str(exc))

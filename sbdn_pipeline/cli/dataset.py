@@ -118,26 +118,9 @@ Any option not listed above is passed to Apache Beam.
 )
 @click.option("--overwrite", is_flag=True, help="Replace a data set already in --output.")
 @click.pass_context
-def make_dataset_command(  # noqa: PLR0913 - one parameter per option
-    ctx: click.Context,
-    sharp_images: str,
-    output: str,
-    variants_per_image: int | None,
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-    preset: str,
-    max_long_side: int,
-    examples_per_shard: int,
-    exclude_sources_file: str | None,
-    segments_dir: str,
-    natural_dof_file: str | None,
-    test_only_groups: str,
-    splits_csv: str,
-    overwrite: bool,
-) -> None:
+def make_dataset_command(ctx: click.Context, **settings) -> None:
     """Make a synthetic blur training data set (TFRecords) from sharp photos with Beam."""
-    from sbdn_pipeline.cli_args import option_names, split_inputs_and_beam_args
+    from sbdn_pipeline.cli.args import option_names, split_inputs_and_beam_args
 
     strays, beam_args = split_inputs_and_beam_args(ctx.args, option_names(ctx.command))
     if strays:
@@ -145,43 +128,17 @@ def make_dataset_command(  # noqa: PLR0913 - one parameter per option
                                "only; photos come from --sharp-images)")
     from beam_jobs import make_dataset
 
-    if variants_per_image is None:
-        # The original recipe is deterministic per photo: one sharp and one blurred version.
-        variants_per_image = 2 if preset == "original" else DEFAULT_VARIANTS_PER_IMAGE
     try:
-        options = make_dataset.MakeDatasetOptions(
-            sharp_images=sharp_images,
-            output=output,
-            variants_per_image=variants_per_image,
-            seed=seed,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            preset=preset,
-            max_long_side=max_long_side,
-            examples_per_shard=examples_per_shard,
-            overwrite=overwrite,
-            exclude_sources=(
-                make_dataset.read_exclude_list(exclude_sources_file)
-                if exclude_sources_file
-                else ()
-            ),
-            segments_dir=segments_dir,
-            natural_dof_sources=(
-                make_dataset.read_exclude_list(natural_dof_file) if natural_dof_file else ()
-            ),
-            test_only_groups=_csv(test_only_groups),
-            splits=_csv(splits_csv),
-        )
+        options = _make_dataset_options(**settings)
         photos = make_dataset.list_source_photos(options)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     # Progress: one line per source photo from the job's logger.
     logging.getLogger("beam_jobs.make_dataset").setLevel(logging.INFO)
+    excluded = f", {len(options.exclude_sources)} excluded" if options.exclude_sources else ""
     click.echo(
-        f"make-dataset: {len(photos)} source photos x {variants_per_image} variants "
-        f"(preset {preset}, seed {seed}"
-        + (f", {len(options.exclude_sources)} excluded" if options.exclude_sources else "")
-        + f") -> {output}",
+        f"make-dataset: {len(photos)} source photos x {options.variants_per_image} variants "
+        f"(preset {options.preset}, seed {options.seed}{excluded}) -> {options.output}",
         err=True,
     )
     started = time.monotonic()
@@ -189,8 +146,31 @@ def make_dataset_command(  # noqa: PLR0913 - one parameter per option
         manifest = make_dataset.run(options, beam_args, photos=photos)
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from exc
-    elapsed = time.monotonic() - started
-    click.echo(format_summary(manifest, elapsed), err=True)
+    click.echo(format_summary(manifest, time.monotonic() - started), err=True)
+
+
+def _make_dataset_options(variants_per_image: int | None, exclude_sources_file: str | None,
+                          natural_dof_file: str | None, test_only_groups: str,
+                          splits_csv: str, **settings):
+    """MakeDatasetOptions from the command line (list files read, comma lists split)."""
+    from beam_jobs import make_dataset
+
+    if variants_per_image is None:
+        # The original recipe is deterministic per photo: one sharp and one blurred version.
+        original = settings["preset"] == "original"
+        variants_per_image = 2 if original else DEFAULT_VARIANTS_PER_IMAGE
+
+    def listed(path: str | None) -> tuple[str, ...]:
+        return make_dataset.read_exclude_list(path) if path else ()
+
+    return make_dataset.MakeDatasetOptions(
+        variants_per_image=variants_per_image,
+        exclude_sources=listed(exclude_sources_file),
+        natural_dof_sources=listed(natural_dof_file),
+        test_only_groups=_csv(test_only_groups),
+        splits=_csv(splits_csv),
+        **settings,
+    )
 
 
 def format_summary(manifest: dict, elapsed_s: float | None = None) -> str:

@@ -7,6 +7,7 @@ import shlex
 import click
 from click.core import ParameterSource
 
+from sbdn_pipeline.cli.errors import fail
 from sbdn_pipeline.options import (
     DEFAULT_BLUR_THRESHOLD,
     DEFAULT_CLASSIFIER_TILES,
@@ -399,3 +400,31 @@ def evaluate_command(  # noqa: PLR0913 - one parameter per option
     except (ValueError, FileNotFoundError, ModelFileError, InputError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"metrics: {out}/metrics.json")
+
+@click.command("ship-model")
+@click.argument("model_path", metavar="MODEL.keras")
+@click.option("--role", type=click.Choice(["classifier", "identifier"]), required=True,
+              help="Which default it becomes.")
+@click.option("--models-dir", default=None, metavar="DIR",
+              help="Models folder (default: the one `sbdn detect` uses).")
+def ship_model(model_path: str, role: str, models_dir: str | None) -> None:
+    """Make a trained model the default classifier or identifier.
+
+    Checks that the model loads (safe mode) and fits the role, copies it to
+    models/<role>.keras and records its sha256 in models/manifest.json, which
+    `sbdn detect` verifies before loading. Update the model card (models/README.md) too.
+
+    \b
+    Example:
+      sbdn ship-model runs/classifier/model.keras --role classifier
+    """
+    from sbdn_pipeline import default_models, inference
+
+    try:
+        info = inference.inspect_model(model_path, role)
+    except inference.ModelFileError as exc:
+        fail(str(exc))
+    entry = default_models.ship_model(model_path, role, models_dir, info.input_size,
+                                      info.mask_stride)
+    click.echo(f"shipped {role}: {entry['file']} sha256 {entry['sha256']} "
+               f"(input {info.input_size} px)")
