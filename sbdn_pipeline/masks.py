@@ -109,14 +109,20 @@ def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int,
         eps: regularisation; edges with a local variance well above eps are followed.
     """
     guide = np.asarray(guide, np.float32)
-    source = np.asarray(source, np.float32)
+    mean_a, mean_b = _guided_coefficients(guide, np.asarray(source, np.float32), radius, eps)
+    return mean_a * guide + mean_b
+
+
+def _guided_coefficients(guide: np.ndarray, source: np.ndarray, radius: int,
+                         eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The guided filter's window-averaged affine coefficients (a, b): output = a guide + b."""
     mean_i = box_mean(guide, radius)
     mean_p = box_mean(source, radius)
     var_i = box_mean(guide * guide, radius) - mean_i * mean_i
     cov_ip = box_mean(guide * source, radius) - mean_i * mean_p
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
-    return box_mean(a, radius) * guide + box_mean(b, radius)
+    return box_mean(a, radius), box_mean(b, radius)
 
 
 def grey(pixels: np.ndarray) -> np.ndarray:
@@ -160,14 +166,9 @@ def refine_mask(coarse: np.ndarray, guide_pixels: np.ndarray,
     guide_low = _resize_area_float(guide, *low_size)
     source_low = resize_mask(coarse, *low_size)
     radius = max(1, int(round(REFINE_RADIUS_MASK_PIXELS * block / step)))
-    mean_i = box_mean(guide_low, radius)
-    mean_p = box_mean(source_low, radius)
-    var_i = box_mean(guide_low * guide_low, radius) - mean_i * mean_i
-    cov_ip = box_mean(guide_low * source_low, radius) - mean_i * mean_p
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    a_full = resize_mask(box_mean(a, radius), height, width)
-    b_full = resize_mask(box_mean(b, radius), height, width)
+    mean_a, mean_b = _guided_coefficients(guide_low, source_low, radius, eps)
+    a_full = resize_mask(mean_a, height, width)
+    b_full = resize_mask(mean_b, height, width)
     return np.clip(a_full * guide + b_full, 0.0, 1.0)
 
 
