@@ -33,11 +33,16 @@ _EPSILON = 1e-3
 
 
 def _grey(image: Any) -> np.ndarray:
+    return _to_grey(image, _LUMA, "float32")
+
+
+def _to_grey(image: Any, weights: np.ndarray, dtype: str) -> np.ndarray:
+    """RGB (H, W, 3) -> weights-weighted grey; a grey (H, W) image is only cast."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 3:
-        return image.astype("float32") @ _LUMA
+        return image.astype(dtype) @ weights
     if image.ndim == 2:
-        return image.astype("float32")
+        return image.astype(dtype)
     raise ValueError(f"expected an RGB (H, W, 3) or grey (H, W) image, got shape {image.shape}")
 
 
@@ -103,12 +108,7 @@ _SOBEL_SMOOTH = np.asarray([0.25, 0.5, 0.25])
 
 
 def _grey64(image: Any) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 3:
-        return image.astype("float64") @ _SKIMAGE_GREY
-    if image.ndim == 2:
-        return image.astype("float64")
-    raise ValueError(f"expected an RGB (H, W, 3) or grey (H, W) image, got shape {image.shape}")
+    return _to_grey(image, _SKIMAGE_GREY, "float64")  # skimage's weights, as blur_effect
 
 
 def _sobel(grey: np.ndarray, axis: int) -> np.ndarray:
