@@ -29,7 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
-from sbdn_pipeline import inputs, output_folder, progress, schemas
+from sbdn_pipeline import cascade, inputs, output_folder, progress, schemas
 from sbdn_pipeline.inference import ModelInfo
 from sbdn_pipeline.options import DetectOptions, make_runner
 from beam_jobs.detect_inputs import (  # noqa: F401 - the job's stages, importable from here
@@ -111,7 +111,7 @@ def build_pipeline(
     )
 
     def by_verdict(record: ImageRecord, _: int) -> int:
-        return int(record.blur_probability >= options.blur_threshold)
+        return int(cascade.is_blurry(record.blur_probability, options.blur_threshold))
 
     sharp, blurry = classified["classified"] | "SplitByVerdict" >> beam.Partition(by_verdict, 2)
     sharp_rows = sharp | _per_image(

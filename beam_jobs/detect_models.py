@@ -1,7 +1,8 @@
 """The detect job's model stages: classify every image, segment the blurry ones.
 
 Both are one RunModelStage (per-image inputs -> RunInference -> per-image results) with
-every step's failures turned into that image's error row.
+every step's failures turned into that image's error row. The per-image steps themselves are
+the cascade's (:mod:`sbdn_pipeline.cascade`), shared with the evaluation and the benchmark.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import RunInference
 
-from sbdn_pipeline import atomic, inference, masks, schemas, tiling
+from sbdn_pipeline import atomic, cascade, inference, masks, schemas
 from sbdn_pipeline.inference import ModelInfo, TiledKerasModelHandler, ViewSpec
 from sbdn_pipeline.options import DetectOptions
 from beam_jobs.detect_records import (COUNTER_OVERLAYS_FAILED, COUNTER_OVERLAYS_WRITTEN,
@@ -136,7 +137,7 @@ class ClassifyBlur(beam.PTransform):
                  intra_op_threads: int | None = None):
         super().__init__()
         self._model = model
-        self._view = classifier_view(model, options)
+        self._steps = classifier_steps(model, options)
         self._pooling = options.tile_pooling
         self._batch_size = options.batch_size
         self._run_id = run_id
@@ -144,18 +145,12 @@ class ClassifyBlur(beam.PTransform):
 
     def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any], np.ndarray]:
         """(record, plan), then its batch: tiles first, global view last (when used)."""
-        pixels, plan = inference.model_pixels(record.source, self._view)
-        use_global = tiling.needs_global_view(self._pooling)
-        if plan is not None and not tiling.needs_tiles(self._pooling):
-            plan = None  # "global" pooling: the letterbox alone
-        batch, _ = inference.model_inputs(pixels, plan, self._model.input_size, use_global)
+        plan, batch = self._steps.model_input(record.source)
         return (record, plan), batch
 
     def attach_probability(self, keyed: tuple[tuple[ImageRecord, Any], Any]) -> ImageRecord:
         (record, plan), predictions = keyed
-        use_global = tiling.needs_global_view(self._pooling)
-        record.blur_probability = inference.pooled_probability(predictions, plan, use_global,
-                                                               self._pooling)
+        record.blur_probability = self._steps.result(predictions, plan).pooled(self._pooling)
         return record
 
     def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
@@ -165,19 +160,26 @@ class ClassifyBlur(beam.PTransform):
         return {"classified": out["ok"], "errors": out["errors"]}
 
 
+def classifier_steps(model: ModelInfo, options: DetectOptions) -> cascade.ClassifierSteps:
+    """The cascade's classifier steps under these options (their one pooling method)."""
+    return cascade.ClassifierSteps(model.input_size, options.classifier_tiles,
+                                   (options.tile_pooling,))
+
+
+def identifier_steps(model: ModelInfo, options: DetectOptions) -> cascade.IdentifierSteps:
+    """The cascade's identifier steps under these options."""
+    return cascade.IdentifierSteps(model.input_size, options.identifier_tiles,
+                                   model.mask_stride)
+
+
 def classifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
-    """How the classifier looks at images under these options."""
-    return ViewSpec(model.input_size, options.classifier_tiles)
+    """How the classifier looks at images under these options (decoding follows it)."""
+    return classifier_steps(model, options).view
 
 
 def identifier_view(model: ModelInfo, options: DetectOptions) -> ViewSpec:
-    """How the identifier looks at images: tile starts on whole mask pixels.
-
-    Its tiles always cover the frame (a mask must cover all of it): when the budget cannot at
-    2x, they go further down, which costs no more model passes than the budget.
-    """
-    return ViewSpec(model.input_size, options.identifier_tiles, align=model.mask_stride,
-                    max_scale=None)
+    """How the identifier looks at images under these options."""
+    return identifier_steps(model, options).view
 
 
 def sharp_result_row(record: ImageRecord, options: DetectOptions, classifier_id: str,
@@ -268,7 +270,7 @@ class SegmentBlur(beam.PTransform):
                  run_id: str, intra_op_threads: int | None = None):
         super().__init__()
         self._model = model
-        self._view = identifier_view(model, options)
+        self._steps = identifier_steps(model, options)
         self._options = options
         self._classifier_id = classifier_id
         self._run_id = run_id
@@ -277,24 +279,16 @@ class SegmentBlur(beam.PTransform):
         self._overlays_written = Metrics.counter(METRICS_NAMESPACE, COUNTER_OVERLAYS_WRITTEN)
         self._overlays_failed = Metrics.counter(METRICS_NAMESPACE, COUNTER_OVERLAYS_FAILED)
 
-    def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any, Any, Any],
-                                                         np.ndarray]:
-        """((record, plan, global view geometry, analysed pixels), batch).
-
-        The global view is added only where the tiles leave gaps; the analysed pixels guide
-        the mask's refinement later.
-        """
-        pixels, plan = inference.model_pixels(record.source, self._view)
+    def model_input(self, record: ImageRecord) -> tuple[tuple[ImageRecord, Any], np.ndarray]:
+        """((record, layout), batch); the layout holds the analysed pixels for the refinement."""
+        layout, batch = self._steps.model_input(record.source)
         record.source = None  # the image's last model: only the analysed copy is needed now
-        use_global = plan is not None and not plan.covers
-        batch, info = inference.model_inputs(pixels, plan, self._model.input_size, use_global)
-        return (record, plan, info, pixels), batch
+        return (record, layout), batch
 
-    def to_row(self, keyed: tuple[tuple[ImageRecord, Any, Any, Any], Any]) -> dict[str, Any]:
-        (record, plan, info, analysed), predictions = keyed
+    def to_row(self, keyed: tuple[tuple[ImageRecord, Any], Any]) -> dict[str, Any]:
+        (record, layout), predictions = keyed
         self._segmented.inc()
-        coarse = inference.identifier_mask(predictions, plan, info, self._model.mask_stride)
-        mask, pixels = inference.refine_to_image(coarse, analysed)
+        mask, pixels = self._steps.result(predictions, layout)
         options = self._options
         row = blurry_result_row(record, mask, options, self._classifier_id,
                                 self._model.model_id, self._run_id)

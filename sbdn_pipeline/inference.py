@@ -9,10 +9,12 @@ the benchmarks. A model looks at an image in one of two ways (:class:`ViewSpec`)
   mapped back by cropping the padding away. Training sees images this way too.
 * tiles (budget N >= 1): square tiles at (or within 2x of) the image's native scale, planned
   by :mod:`sbdn_pipeline.tiling`, plus, when asked for, the letterbox as a low-resolution
-  global view. Tile probabilities are pooled, tile masks stitched.
+  global view.
 
-Evaluation and the detect job both go through :func:`model_pixels` and :func:`model_inputs`,
-so they see images the same way.
+Which view each model of the cascade gets, and how its outputs are read back (tile
+probabilities pooled, tile masks stitched), is :mod:`sbdn_pipeline.cascade`'s: the detect job,
+the evaluation and the benchmark all go through it, and so through :func:`model_pixels` and
+:func:`model_inputs`; they see images the same way.
 
 Model contract (see README, "Models"): input float32 RGB in [0, 255] of shape (B, S, S, 3);
 a classifier returns (B, 1) P(blurry), an identifier returns (B, S/k, S/k, 1) P(blurred) per pixel.
@@ -169,59 +171,6 @@ def check_probabilities(values: np.ndarray, what: str) -> np.ndarray:
         raise ModelOutputError(f"{what} returned values outside [0, 1] "
                                f"(min {low:.4g}, max {high:.4g})")
     return np.clip(values, 0.0, 1.0)
-
-
-def pooled_probability(predictions: np.ndarray, plan: tiling.TilePlan | None,
-                       has_global: bool, method: str) -> float:
-    """P(blurry) of one image from its batch's outputs (tiles first, global view last).
-
-    Raises:
-        ModelOutputError: the classifier's outputs are not probabilities.
-    """
-    values = check_probabilities(np.asarray(predictions, np.float64).reshape(-1), "classifier")
-    if plan is None:
-        return float(values[-1])
-    tiles = values[:plan.count]
-    global_p = float(values[plan.count]) if has_global else None
-    return tiling.pool_probabilities(tiles, global_p, method)
-
-
-def identifier_mask(predictions: np.ndarray, plan: tiling.TilePlan | None,
-                    info: geometry.LetterboxInfo | None, stride: int) -> np.ndarray:
-    """One image's mask at 1/stride of the analysed scale, from its batch's outputs.
-
-    Tile masks are stitched; where the tiles leave gaps (a plan that cannot cover the frame)
-    the global view's mask fills in, blended so that no seam appears at tile borders.
-    """
-    outputs = check_probabilities(np.asarray(predictions, np.float32), "identifier")
-    if plan is None:
-        return geometry.unletterbox_mask(outputs[-1], info)
-    mask, weight = tiling.stitch_masks(outputs[:plan.count], plan, stride)
-    if info is None:
-        return mask
-    fill = geometry.unletterbox_mask(outputs[plan.count], info)
-    fill = geometry.resize_mask(fill, *mask.shape)
-    prior = 0.01  # the global mask's weight: it decides only where no tile looked
-    return (mask * weight + fill * prior) / (weight + prior)
-
-
-def refine_to_image(coarse: np.ndarray, pixels: np.ndarray,
-                    long_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Refine an identifier mask by the image's edges, at the resolution it was analysed at.
-
-    Args:
-        coarse: the stitched mask (1/stride of the analysed resolution), covering the image.
-        pixels: the image as the identifier analysed it (:func:`model_pixels`): native scale
-            when its tiles are, at most 2x below otherwise; capped at ``long_side``.
-
-    Returns:
-        (refined mask covering the whole image, the RGB pixels it was refined on).
-    """
-    from sbdn_pipeline import masks
-    from sbdn_pipeline.options import MASK_REFINE_LONG_SIDE
-
-    pixels = geometry.shrink_to_long_side(pixels, long_side or MASK_REFINE_LONG_SIDE)
-    return masks.refine_mask(coarse, pixels), pixels
 
 
 def file_sha256(path: str) -> str:

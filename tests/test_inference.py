@@ -100,28 +100,6 @@ def test_model_inputs_are_tiles_then_the_global_view() -> None:
     assert letterbox_only.shape == (1, 64, 64, 3)
 
 
-def test_pooled_probability_reads_tiles_first_and_the_global_view_last() -> None:
-    plan = inference.ViewSpec(64, tiles=4).plan(128, 128)
-    assert plan.count == 4
-    outputs = np.array([[0.2], [0.4], [0.6], [0.8], [0.1]], np.float32)
-    assert inference.pooled_probability(outputs, plan, True, "mean") == pytest.approx(0.5)
-    assert inference.pooled_probability(outputs, plan, True, "max+global") == pytest.approx(0.45)
-    assert inference.pooled_probability(outputs[:1], None, False, "mean") == pytest.approx(0.2)
-
-
-def test_identifier_mask_fills_tile_gaps_from_the_global_view() -> None:
-    view = inference.ViewSpec(64, tiles=1, align=4)
-    plan = view.plan(300, 300)  # one 64 px tile at 2x (150 x 150): most of the frame unseen
-    assert not plan.covers
-    info = geometry.letterbox_geometry(150, 150, 64)
-    outputs = np.concatenate([np.ones((1, 16, 16, 1)), np.zeros((1, 16, 16, 1))]).astype(
-        np.float32)
-    mask = inference.identifier_mask(outputs, plan, info, stride=4)
-    assert mask.shape == (38, 38)
-    assert mask[19, 19] > 0.9   # the tile in the middle said blurred
-    assert mask[2, 2] < 0.05    # the global view (all sharp) decides where no tile looked
-
-
 def test_tiled_handler_runs_all_tiles_of_a_batch_and_splits_them_back() -> None:
     calls = []
 

@@ -82,28 +82,33 @@ def _job_models(spec: dict[str, Any]) -> tuple[Any, int, Any, int]:
     identifier = inference.load_keras_model(spec["identifier"])
     classifier_size = _model_input_size(classifier, inference.ROLE_CLASSIFIER)
     identifier_size = _model_input_size(identifier, inference.ROLE_IDENTIFIER)
-    classifier.predict_on_batch(np.zeros((1, classifier_size, classifier_size, 3), np.float32))
-    identifier.predict_on_batch(np.zeros((1, identifier_size, identifier_size, 3), np.float32))
+    for model, size in ((classifier, classifier_size), (identifier, identifier_size)):
+        inference.predictor_for(model)(np.zeros((1, size, size, 3), np.float32))
     return classifier, classifier_size, identifier, identifier_size
 
 
 def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
     """A hand-written tf.data loop with the job's models and cascade, no Beam: the floor.
 
-    Files are read in a parallel, prefetched tf.data pipeline and batched; the classifier
-    sees every image as the job does (``evaluate.predict_classifier``: the job's tiles and
-    global view); images with P(blurry) >= threshold are decoded and letterboxed for the
-    identifier and segmented in batches of the same size, masks cropped back to the image.
-    No hashing, header checks, mask statistics, PNGs or Parquet: that is the job's extra work.
+    Files are read in a parallel, prefetched tf.data pipeline and batched; each batch goes
+    through :mod:`sbdn_pipeline.cascade` with the job's default options, as the job does: the
+    classifier's tiles and global view, pooled into P(blurry); images the verdict calls blurry
+    wait for a full batch and go through the identifier's tiles, their masks stitched and
+    refined by the image's edges. Model calls take at most ``batch_size`` inputs, as the
+    job's. No hashing, header checks, mask statistics, PNGs or Parquet: that is the job's
+    extra work.
     """
-    import numpy as np
     import tensorflow as tf
 
-    from sbdn_pipeline import geometry, images, inference
-    from sbdn_pipeline.training.evaluate import predict_classifier
+    from sbdn_pipeline import cascade, inference, options
 
     classifier, classifier_size, identifier, identifier_size = _job_models(spec)
     batch_size, threshold = spec["batch_size"], spec["threshold"]
+    classifier_steps = cascade.ClassifierSteps(
+        classifier_size, options.DEFAULT_CLASSIFIER_TILES, (options.DEFAULT_TILE_POOLING,))
+    identifier_steps = cascade.IdentifierSteps(
+        identifier_size, options.DEFAULT_IDENTIFIER_TILES,
+        cascade.mask_stride(identifier, identifier_size))
     paths = _image_paths(spec["images"])
     dataset = (
         tf.data.Dataset.from_tensor_slices((tf.range(len(paths)), tf.constant(paths)))
@@ -113,33 +118,30 @@ def tfdata(spec: dict[str, Any], first: FirstResult) -> Result:
         .prefetch(tf.data.AUTOTUNE)
     )
     probabilities: dict[str, float] = {}
-    pending: list[tuple[Any, Any]] = []
+    blurry: list[Any] = []
 
-    def segment(items: list[tuple[Any, Any]]) -> None:
-        predictions = np.asarray(identifier.predict_on_batch(np.stack([x for x, _ in items])))
-        for (_, info), prediction in zip(items, predictions):
-            geometry.unletterbox_mask(prediction, info)
+    def segment(sources: list[Any]) -> None:
+        cascade.run_steps(identifier, identifier_steps, sources, batch_size)
+        if sources:
             first.done()
 
     for indices, contents in dataset:
-        blobs = [bytes(content) for content in contents.numpy()]
-        scores = predict_classifier(
-            classifier, classifier_size, [inference.ImageSource(blob) for blob in blobs])
-        for row, index in enumerate(indices.numpy()):
-            probabilities[os.path.basename(paths[index])] = float(scores[row])
-            if scores[row] < threshold:
+        sources = [inference.ImageSource(bytes(content)) for content in contents.numpy()]
+        results = cascade.run_steps(classifier, classifier_steps, sources, batch_size)
+        for index, source, result in zip(indices.numpy(), sources, results):
+            probability = result.pooled(options.DEFAULT_TILE_POOLING)
+            probabilities[os.path.basename(paths[index])] = probability
+            if cascade.is_blurry(probability, threshold):
+                blurry.append(source)
+            else:
                 first.done()
-                continue
-            decoded = images.decode_image(blobs[row], target_long_side=identifier_size)
-            pending.append(geometry.letterbox(
-                geometry.shrink_to_long_side(decoded.pixels, identifier_size), identifier_size))
-        while len(pending) >= batch_size:
-            segment(pending[:batch_size])
-            pending = pending[batch_size:]
-    if pending:
-        segment(pending)
+        while len(blurry) >= batch_size:
+            segment(blurry[:batch_size])
+            blurry = blurry[batch_size:]
+    segment(blurry)
     return {"images": len(probabilities), "identifier_images": sum(
-        p >= threshold for p in probabilities.values()), "probabilities": probabilities}
+        cascade.is_blurry(p, threshold) for p in probabilities.values()),
+        "probabilities": probabilities}
 
 
 def original(spec: dict[str, Any], first: FirstResult) -> Result:

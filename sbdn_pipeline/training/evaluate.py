@@ -126,67 +126,41 @@ def predict_classifier(
     model: Any, size: int, views: list[Any], pooled: dict[str, np.ndarray] | None = None,
     tiles: TileSettings = TileSettings(),
 ) -> np.ndarray:
-    """P(blurry) for a list of views (:func:`model_view`), tiled and pooled as detect does.
+    """P(blurry) for a list of views (:func:`model_view`), by the detect job's cascade.
 
-    Uses ``tiles`` (default: the detect job's tile budget and pooling). Each image's tiles and its global
-    view (the letterbox) go through the model once; when ``pooled`` is a dict it is filled
-    with every pooling method's P per image (``p_mean``, ``p_topk``, ``p_max``, ``p_global``,
-    ``p_mean_global``, ...), so the default can be chosen on a validation split.
+    Uses ``tiles`` (default: the detect job's tile budget and pooling). Each image's tiles and
+    its global view (the letterbox) go through the model once, whatever the pooling, so that
+    when ``pooled`` is a dict it can be filled with every pooling method's P per image
+    (``p_mean``, ``p_topk``, ``p_max``, ``p_global``, ``p_mean_global``, ...): the default is
+    chosen on a validation split.
     """
-    from sbdn_pipeline import inference, tiling
+    from sbdn_pipeline import cascade, tiling
 
-    view_spec = inference.ViewSpec(size, tiles.classifier_tiles)
-    stacks, plans = [], []
-    for view in views:
-        pixels, plan = inference.model_pixels(view, view_spec)
-        stacks.append(inference.model_inputs(pixels, plan, size, with_global=True)[0])
-        plans.append(plan)
-    outputs = inference.predict_stacks(model, stacks, chunk=16)
-    per_method: dict[str, list[float]] = {method: [] for method in tiling.POOLING_METHODS}
-    for output, plan in zip(outputs, plans):
-        values = np.asarray(output, "float64").reshape(-1)
-        if plan is None:  # letterbox only: every method is the global view
-            values = np.concatenate([values, values])
-            plan_count = 1
-        else:
-            plan_count = plan.count
-        for method, value in tiling.pool_all(values[:plan_count], values[plan_count]).items():
-            per_method[method].append(value)
+    steps = cascade.ClassifierSteps(size, tiles.classifier_tiles, tiling.POOLING_METHODS)
+    by_image = [probabilities.every_pooling()
+                for probabilities in cascade.run_steps(model, steps, views, chunk=16)]
     if pooled is not None:
-        pooled.update({f"p_{method.replace('+', '_')}": np.array(values)
-                       for method, values in per_method.items()})
-    return np.array(per_method[tiles.tile_pooling], dtype="float64")
+        pooled.update({f"p_{method.replace('+', '_')}": np.array([p[method] for p in by_image])
+                       for method in tiling.POOLING_METHODS})
+    return np.array([p[tiles.tile_pooling] for p in by_image], dtype="float64")
 
 
 def predict_masks(
     model: Any, size: int, views: list[Any], shapes: list[tuple[int, int]],
     tiles: TileSettings = TileSettings(),
 ) -> list[np.ndarray]:
-    """Identifier masks on images of the given (height, width), made as the detect job does.
+    """Identifier masks on images of the given (height, width), by the detect job's cascade.
 
     Native-scale tiles (the default identifier budget), stitched, refined by the image's edges
     (guided filter) at the analysed resolution (capped as in detect), resized to the shape.
     """
-    from sbdn_pipeline import inference
+    from sbdn_pipeline import cascade
 
-    probe = inference.predictor_for(model)(np.zeros((1, size, size, 3), np.float32))
-    stride = size // int(probe.shape[1])
-    view_spec = inference.ViewSpec(size, tiles.identifier_tiles, align=stride,
-                                   max_scale=None)  # as detect.identifier_view
-    stacks, geometry = [], []
-    for view in views:
-        pixels, plan = inference.model_pixels(view, view_spec)
-        use_global = plan is not None and not plan.covers
-        stack, info = inference.model_inputs(pixels, plan, size, use_global)
-        stacks.append(stack)
-        geometry.append((plan, info, pixels))
-    outputs = inference.predict_stacks(model, stacks, chunk=16)
-    result = []
-    for output, (plan, info, pixels), (height, width) in zip(outputs, geometry, shapes):
-        coarse = inference.identifier_mask(output, plan, info, stride)
-        refined, _ = inference.refine_to_image(coarse, pixels)
-        result.append(np.clip(resize_mask(refined, height, width), 0.0, 1.0))
-    return result
+    steps = cascade.IdentifierSteps(size, tiles.identifier_tiles,
+                                    cascade.mask_stride(model, size))
+    refined = cascade.run_steps(model, steps, views, chunk=16)
+    return [np.clip(resize_mask(mask, height, width), 0.0, 1.0)
+            for (mask, _), (height, width) in zip(refined, shapes)]
 
 
 # --- data set input ---------------------------------------------------------------------------
