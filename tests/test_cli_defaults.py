@@ -62,12 +62,13 @@ def _matched(command_name: str, defaults: dict[str, object]) -> dict[str, tuple[
 def _targets() -> list[tuple[str, dict[str, object]]]:
     from beam_jobs.make_dataset import MakeDatasetOptions
     from sbdn_pipeline.options import DetectOptions
-    from sbdn_pipeline.training import evaluate, train
+    from sbdn_pipeline.training import evaluate
+    from sbdn_pipeline.training.config import TrainConfig
 
     return [
         ("detect", _dataclass_defaults(DetectOptions)),
         ("make-dataset", _dataclass_defaults(MakeDatasetOptions)),
-        ("train", _signature_defaults(train.train)),
+        ("train", _dataclass_defaults(TrainConfig)),
         ("evaluate", {**_signature_defaults(evaluate.evaluate),
                       **_dataclass_defaults(evaluate.TileSettings)}),
     ]

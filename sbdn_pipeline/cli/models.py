@@ -269,19 +269,19 @@ def train_command(
     )
     budget_minutes = options.pop("time_budget_minutes")
     try:
-        architectures.architecture_class(arch)  # an unknown name fails before any work
-        result = training.train(
-            task,
-            data,
-            arch,
-            out,
+        # Building the config checks every value (an unknown arch too) before any work.
+        config = training.TrainConfig(
+            task=task,
+            data_dir=data,
+            arch=arch,
+            out_dir=out,
             time_budget_s=budget_minutes * 60.0 if budget_minutes else None,
             source_groups=_comma_list(options.pop("source_groups")),
             exclude_source_groups=_comma_list(options.pop("exclude_source_groups")),
             command=_command_line(ctx),
-            log=click.echo,
             **options,
         )
+        result = training.train(config, log=click.echo)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -17,9 +18,10 @@ def recorded_train(monkeypatch: pytest.MonkeyPatch) -> dict:
     """Replace the training job by a recorder: these tests are about the command line only."""
     calls: dict = {}
 
-    def fake_train(task, data_dir, arch, out_dir, **kwargs):
-        calls.update(task=task, data_dir=data_dir, arch=arch, out_dir=out_dir, **kwargs)
-        kwargs["log"]("epoch 1/1  loss 0.5000")
+    def fake_train(config, log=print):
+        calls.update(dataclasses.asdict(config))
+        out_dir = config.out_dir
+        log("epoch 1/1  loss 0.5000")
         return training.TrainResult(
             out_dir=out_dir,
             model_path=f"{out_dir}/model.keras",

@@ -49,11 +49,11 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, tmp_path):
     lines: list[str] = []
-    result = training.train(
-        "classifier",
-        tiny_data,
-        "highpass-evidence-classifier",
-        str(tmp_path),
+    config = training.TrainConfig(
+        task="classifier",
+        data_dir=tiny_data,
+        arch="highpass-evidence-classifier",
+        out_dir=str(tmp_path),
         epochs=4,
         steps_per_epoch=30,
         batch_size=8,
@@ -62,8 +62,8 @@ def test_classifier_training_on_generated_tfrecords_lowers_the_loss(tiny_data, t
         warmup_steps=10,
         model_kwargs=TINY_CLASSIFIER,
         command="pytest",
-        log=lines.append,
     )
+    result = training.train(config, log=lines.append)
 
     history = _history(tmp_path)
     assert result.epochs_run == 4 and result.stopped_because == "completed_epochs"
@@ -108,11 +108,11 @@ def test_source_groups_are_all_by_default_and_exclusions_match_name_prefixes(tin
 
 
 def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_data, tmp_path):
-    result = training.train(
-        "identifier",
-        tiny_data,
-        "highpass-unet",
-        str(tmp_path),
+    config = training.TrainConfig(
+        task="identifier",
+        data_dir=tiny_data,
+        arch="highpass-unet",
+        out_dir=str(tmp_path),
         epochs=3,
         steps_per_epoch=30,
         batch_size=4,
@@ -122,8 +122,8 @@ def test_identifier_trains_on_every_group_and_example_and_lowers_the_loss(tiny_d
         model_kwargs=TINY_UNET,
         colour_jitter=1.0,  # photometric changes and turns keep the masks learnable
         turn_and_flip=True,
-        log=lambda line: None,
     )
+    result = training.train(config, log=lambda line: None)
 
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     assert summary["arguments"]["source_groups"] is None  # the shipped recipe: all groups
@@ -338,7 +338,10 @@ def test_dice_loss_by_hand():
 
 def test_task_and_architecture_must_agree(tmp_path):
     with pytest.raises(ValueError, match="is an identifier, not a classifier"):
-        training.train("classifier", str(tmp_path), "highpass-unet", str(tmp_path / "out"))
+        training.TrainConfig(
+            task="classifier", data_dir=str(tmp_path), arch="highpass-unet",
+            out_dir=str(tmp_path / "out"),
+        )
 
 
 def test_warm_start_copies_matching_layers_from_an_exported_classifier(tmp_path):
@@ -365,15 +368,18 @@ def test_warm_start_copies_matching_layers_from_an_exported_classifier(tmp_path)
 
 
 def test_warm_started_run_records_its_source_and_crop_scale(tiny_data, tmp_path):
-    first = training.train(
-        "identifier", tiny_data, "highpass-unet", str(tmp_path / "a"), epochs=1,
-        steps_per_epoch=2, batch_size=4, image_size=SIZE, model_kwargs=TINY_UNET, log=print,
+    common = dict(
+        task="identifier", data_dir=tiny_data, arch="highpass-unet", epochs=1,
+        steps_per_epoch=2, batch_size=4, image_size=SIZE, model_kwargs=TINY_UNET,
     )
+    first = training.train(training.TrainConfig(out_dir=str(tmp_path / "a"), **common), log=print)
     lines: list[str] = []
     result = training.train(
-        "identifier", tiny_data, "highpass-unet", str(tmp_path / "b"), epochs=1,
-        steps_per_epoch=2, batch_size=4, image_size=SIZE, model_kwargs=TINY_UNET,
-        init_from=first.model_path, max_crop_scale=1.5, log=lines.append,
+        training.TrainConfig(
+            out_dir=str(tmp_path / "b"), init_from=first.model_path, max_crop_scale=1.5,
+            **common,
+        ),
+        log=lines.append,
     )
     assert any("warm start" in line for line in lines)
     summary = json.loads((tmp_path / "b" / "train_summary.json").read_text())
