@@ -2,7 +2,7 @@
 
 ``train(config)`` checks the data set, opens the run in ``config.out_dir`` (resumed, or a fresh
 network from :mod:`sbdn_pipeline.architectures`), builds the batches
-(:mod:`sbdn_pipeline.training.inputs`), hands them to :func:`fit`, the part that does not care
+(:mod:`sbdn_pipeline.training.datasets`), hands them to :func:`fit`, the part that does not care
 where the data comes from, and exports the best epoch. Everything a run writes lives in
 ``out_dir``::
 
@@ -34,12 +34,12 @@ import keras
 import tensorflow as tf
 
 from sbdn_pipeline import architectures
-from sbdn_pipeline.training import inputs
+from sbdn_pipeline.training import datasets
 from sbdn_pipeline.training.config import ARCH_DEFAULTS, DEFAULT_WARMUP_STEPS, TrainConfig
 from sbdn_pipeline.training.defaults import DEFAULT_PATIENCE
 from sbdn_pipeline.training.evaluate import write_metrics_json
 from sbdn_pipeline.training.export import PYTHON_COMMAND, TrainResult, finish_run
-from sbdn_pipeline.training.inputs import label_and_blur_map, resolve_source_groups
+from sbdn_pipeline.training.datasets import label_and_blur_map, resolve_source_groups
 from sbdn_pipeline.training.losses import bce_dice_loss, compile_model, dice_loss, monitored_keys
 from sbdn_pipeline.training.monitor import (
     CHECKPOINT_DIR,
@@ -103,9 +103,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         FileNotFoundError, ValueError: a data set, resumed run or network that does not fit
             the config; raised before anything in ``config.out_dir`` changes.
     """
-    source_groups = inputs.check_data_set(config)
+    source_groups = datasets.check_data_set(config)
     run = open_run(config, log)
-    train_data, val_data = inputs.make_datasets(
+    train_data, val_data = datasets.make_datasets(
         config, run.model, source_groups, run.state["epochs_done"]
     )
     state = fit_run(config, run, train_data, val_data, log)
