@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from sbdn_pipeline import atomic
 from sbdn_pipeline.inference import file_sha256
-from sbdn_pipeline.training.evaluate import write_metrics_json
+from sbdn_pipeline.training.evaluation_outputs import write_metrics_json
 from sbdn_pipeline.training.losses import monitored_keys
 from sbdn_pipeline.training.monitor import BEST_WEIGHTS, CHECKPOINT_DIR, write_history
 

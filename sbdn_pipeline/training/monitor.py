@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from sbdn_pipeline import atomic
-from sbdn_pipeline.training.evaluate import write_csv, write_metrics_json
+from sbdn_pipeline.training.evaluation_outputs import write_csv, write_metrics_json
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.keras"

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sbdn_pipeline import atomic
+from sbdn_pipeline.training import metrics
+
+if TYPE_CHECKING:
+    from sbdn_pipeline.training.scorers import ClassifierScorer, MaskScorer
 
 
 def _pyplot() -> Any:
@@ -161,3 +165,92 @@ def plot_precision_recall_curves(curves: Mapping[str, tuple[Any, Any]], path: st
     axis.grid(alpha=0.3)
     axis.legend(loc="lower left", fontsize=8)
     return _save(figure, path)
+
+
+# --- the figures of a data set evaluation -----------------------------------------------------
+
+
+def write_dataset_plots(
+    report: Mapping[str, Any],
+    out_dir: str,
+    classifier_scorers: Mapping[str, ClassifierScorer],
+    mask_scorers: Mapping[str, MaskScorer],
+) -> list[str]:
+    """ROC, confusion matrices, accuracy per kind and strength, mask PR curves, per-kind bars.
+
+    Args:
+        report: the evaluation's report (the parts named by the scorers are drawn).
+        out_dir: folder the PNG files go to.
+        classifier_scorers: {name: :class:`~sbdn_pipeline.training.scorers.ClassifierScorer`}
+            of the classifier and each image-level baseline, in the order of the legends.
+        mask_scorers: {name: :class:`~sbdn_pipeline.training.scorers.MaskScorer`} of the
+            identifier and each map baseline.
+
+    Returns:
+        The file names written.
+    """
+    series = {name: scorer for name, scorer in classifier_scorers.items() if name in report}
+    masks = {
+        name: scorer for name, scorer in mask_scorers.items() if name in report and scorer.count
+    }
+    written = []
+    if series:
+        written += _classifier_plots(report, out_dir, series)
+    if masks:
+        written += _mask_plots(report, out_dir, masks)
+    return [os.path.basename(path) for path in written]
+
+
+def _classifier_plots(
+    report: Mapping[str, Any], out_dir: str, series: Mapping[str, ClassifierScorer]
+) -> list[str]:
+    curves = {}
+    for name, scorer in series.items():
+        fpr, tpr, _ = metrics.roc_curve(scorer.labels, scorer.scores)
+        curves[name] = (fpr, tpr, report[name]["roc_auc"])
+    written = [plot_roc_curves(curves, os.path.join(out_dir, "roc.png"))]
+    for name in series:
+        matrix = report[name]["confusion_matrix"]
+        written.append(
+            plot_confusion_matrix(
+                [[matrix["tn"], matrix["fp"]], [matrix["fn"], matrix["tp"]]],
+                os.path.join(out_dir, f"confusion_matrix_{name}.png"),
+                title=f"{name} at threshold {report[name]['threshold']:.3g}",
+            )
+        )
+    first = next(iter(series))
+    for group, file_name, title in (
+        ("blur_kind", "accuracy_per_blur_kind.png", "accuracy per blur kind ('none' = sharp)"),
+        ("strength_bucket", "accuracy_per_strength.png", "accuracy per blur strength"),
+    ):
+        values = {
+            name: {k: v["accuracy"] for k, v in report[name][f"accuracy_per_{group}"].items()}
+            for name in series
+        }
+        counts = {k: v["n"] for k, v in report[first][f"accuracy_per_{group}"].items()}
+        written.append(
+            plot_group_bars(values, os.path.join(out_dir, file_name), title=title, counts=counts)
+        )
+    return written
+
+
+def _mask_plots(
+    report: Mapping[str, Any], out_dir: str, masks: Mapping[str, MaskScorer]
+) -> list[str]:
+    curves = {}
+    for name, scorer in masks.items():
+        _, precision, recall = scorer.curves()
+        curves[f"{name} (max F {report[name]['max_f_beta']:.3f})"] = (recall, precision)
+    values = {
+        name: {kind: part["max_f_beta"] for kind, part in report[name]["per_blur_kind"].items()}
+        for name in masks
+    }
+    return [
+        plot_precision_recall_curves(curves, os.path.join(out_dir, "identifier_pr_curve.png")),
+        plot_group_bars(
+            values,
+            os.path.join(out_dir, "identifier_max_f_beta_per_blur_kind.png"),
+            ylabel="max F-beta",
+            title="blur masks per blur kind (blurred images)",
+        ),
+    ]

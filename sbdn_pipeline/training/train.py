@@ -37,7 +37,7 @@ from sbdn_pipeline import architectures
 from sbdn_pipeline.training import datasets
 from sbdn_pipeline.training.config import ARCH_DEFAULTS, DEFAULT_WARMUP_STEPS, TrainConfig
 from sbdn_pipeline.training.defaults import DEFAULT_PATIENCE
-from sbdn_pipeline.training.evaluate import write_metrics_json
+from sbdn_pipeline.training.evaluation_outputs import write_metrics_json
 from sbdn_pipeline.training.export import PYTHON_COMMAND, TrainResult, finish_run
 from sbdn_pipeline.training.datasets import label_and_blur_map, resolve_source_groups
 from sbdn_pipeline.training.losses import bce_dice_loss, compile_model, dice_loss, monitored_keys
