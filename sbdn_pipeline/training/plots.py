@@ -88,13 +88,8 @@ def plot_roc_curves(curves: Mapping[str, tuple[Any, Any, float]], path: str) -> 
     for name, (fpr, tpr, auc) in curves.items():
         axis.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     axis.plot([0, 1], [0, 1], ":", color="gray")
-    axis.set_xlabel("false positive rate (sharp called blurry)")
-    axis.set_ylabel("true positive rate (blurry found)")
-    axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1.01)
-    axis.grid(alpha=0.3)
-    axis.legend(loc="lower right", fontsize=8)
-    return _save(figure, path)
+    return _save_unit_curves(figure, axis, path, "false positive rate (sharp called blurry)",
+                             "true positive rate (blurry found)", "lower right")
 
 
 def plot_confusion_matrix(matrix: Any, path: str, title: str = "") -> str:
@@ -158,12 +153,19 @@ def plot_precision_recall_curves(curves: Mapping[str, tuple[Any, Any]], path: st
     figure, axis = plt.subplots(figsize=(4.8, 4.5))
     for name, (recall, precision) in curves.items():
         axis.plot(recall, precision, label=name)
-    axis.set_xlabel("recall (blurred pixels found)")
-    axis.set_ylabel("precision")
+    return _save_unit_curves(figure, axis, path, "recall (blurred pixels found)", "precision",
+                             "lower left")
+
+
+def _save_unit_curves(figure: Any, axis: Any, path: str, xlabel: str, ylabel: str,
+                      legend_at: str) -> str:
+    """Label, bound to the unit square (a little headroom for curves at 1), save."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.01)
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower left", fontsize=8)
+    axis.legend(loc=legend_at, fontsize=8)
     return _save(figure, path)
 
 
