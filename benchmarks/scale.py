@@ -1,16 +1,17 @@
 """Scale and memory check of `sbdn detect`: many small images plus hostile files.
 
 Generates N small images (a third sharp, a third blurred, a third half blurred; JPEG) and,
-with --hostile, the broken/hostile/odd files of the test suite (tests/imagegen.py), runs
-`sbdn detect` on them as a subprocess, samples the resident memory of its whole process tree,
-and checks that every input is in exactly one output table.
+with --hostile, the broken/hostile/odd files the test suite uses too
+(benchmarks/hostile_files.py), runs `sbdn detect` on them as a subprocess, samples the resident
+memory of its whole process tree, and checks that every input is in exactly one output table.
 
 Usage (from the project root, after `pip install '.[test,bench]'`):
     python -m benchmarks.scale --images 1000 10000 --hostile [--tiny-models] [--work DIR]
         [--json benchmarks/results/scale.json] [-- extra sbdn detect options]
 
-With --tiny-models the run uses the tiny Laplacian-energy models the tests build (memory and
-bookkeeping do not depend on the model); otherwise the shipped default models.
+With --tiny-models the run uses the tiny Laplacian-energy models the tests use too
+(benchmarks/tiny_models.py: memory and bookkeeping do not depend on the model); otherwise the
+shipped default models.
 """
 
 from __future__ import annotations
@@ -28,22 +29,27 @@ import time
 import psutil
 import pyarrow.parquet as pq
 
-from tests import imagegen
+from benchmarks import synthetic_images, tiny_models
+from benchmarks.hostile_files import write_hostile_files
 
 
 def write_corpus(folder: str, count: int, hostile: bool) -> int:
     """Write the corpus; returns the number of input files."""
     os.makedirs(folder, exist_ok=True)
-    makers = (imagegen.sharp_image, imagegen.blurred_image, imagegen.half_blurred_image)
+    makers = (
+        synthetic_images.sharp_image,
+        synthetic_images.blurred_image,
+        synthetic_images.half_blurred_image,
+    )
     for index in range(count):
         pixels = makers[index % 3](96, 96, index)
         with open(os.path.join(folder, f"img_{index:06d}.jpg"), "wb") as handle:
-            handle.write(imagegen.encode(pixels, "JPEG", quality=95))
+            handle.write(synthetic_images.encode(pixels, "JPEG", quality=95))
     total = count
     if hostile:
         hostile_folder = os.path.join(folder, "hostile")
         os.makedirs(hostile_folder, exist_ok=True)
-        total += len(imagegen.write_hostile_files(hostile_folder))
+        total += len(write_hostile_files(hostile_folder))
     return total
 
 
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny_models:
         models_folder = os.path.join(work, "tiny-models")
         os.makedirs(models_folder, exist_ok=True)
-        tiny = imagegen.save_tiny_models(models_folder)
+        tiny = tiny_models.save_tiny_models(models_folder)
         model_args = ["--classifier", tiny["classifier"], "--identifier", tiny["identifier"]]
     rows = []
     for count in args.images:

@@ -66,15 +66,7 @@ class HighPassEvidenceClassifier(BlurModel):
     ) -> None:
         stage_filters = tuple(int(f) for f in stage_filters)
         stage_blocks = tuple(int(b) for b in stage_blocks)
-        if len(stage_filters) != len(stage_blocks) or not stage_filters:
-            raise ValueError(
-                "stage_filters and stage_blocks must be non-empty and of equal length, got "
-                f"{stage_filters} and {stage_blocks}"
-            )
-        if input_size < 4 * 2 ** (len(stage_filters) - 1):
-            raise ValueError(
-                f"input_size {input_size} is too small for {len(stage_filters)} stages"
-            )
+        _check_stages(input_size, stage_filters, stage_blocks)
 
         # === Layers ===
         high_pass = HighPassFilters(gain=high_pass_gain, name="high_pass")
@@ -89,18 +81,7 @@ class HighPassEvidenceClassifier(BlurModel):
         x = conv_bn_relu(
             high_pass(images), stem_filters, 4, strides=4, name="stem", momentum=momentum
         )
-        for stage, (filters, blocks) in enumerate(zip(stage_filters, stage_blocks)):
-            for block in range(blocks):
-                last_stage = stage == len(stage_filters) - 1
-                x = separable_block(
-                    x,
-                    filters,
-                    strides=2 if stage > 0 and block == 0 else 1,
-                    # Dilating the deepest blocks widens the context at no cost.
-                    dilation_rate=2 if last_stage and block > 0 else 1,
-                    name=f"stage{stage}_block{block}",
-                    momentum=momentum,
-                )
+        x = _separable_stages(x, stage_filters, stage_blocks, momentum)
         x = global_context(x, name="context")
         evidence = conv_bn_relu(x, evidence_filters, 1, name="evidence", momentum=momentum)
         outputs = head(drop(pool([evidence, images])))
@@ -135,3 +116,44 @@ class HighPassEvidenceClassifier(BlurModel):
             }
         )
         return config
+
+
+def _check_stages(
+    input_size: int, stage_filters: tuple[int, ...], stage_blocks: tuple[int, ...]
+) -> None:
+    """Raise ValueError unless the stages are well formed and the input survives their strides."""
+    if len(stage_filters) != len(stage_blocks) or not stage_filters:
+        raise ValueError(
+            "stage_filters and stage_blocks must be non-empty and of equal length, got "
+            f"{stage_filters} and {stage_blocks}"
+        )
+    if input_size < 4 * 2 ** (len(stage_filters) - 1):
+        raise ValueError(
+            f"input_size {input_size} is too small for {len(stage_filters)} stages"
+        )
+
+
+def _separable_stages(
+    x: keras.KerasTensor,
+    stage_filters: tuple[int, ...],
+    stage_blocks: tuple[int, ...],
+    momentum: float,
+) -> keras.KerasTensor:
+    """The separable body, from 1/4 of the input resolution down to 1/32 with four stages.
+
+    Stage s has ``stage_blocks[s]`` blocks named ``stage{s}_block{b}`` (the names are the
+    shipped models' weight names); the first block of every stage after the first has stride 2.
+    """
+    for stage, (filters, blocks) in enumerate(zip(stage_filters, stage_blocks)):
+        for block in range(blocks):
+            last_stage = stage == len(stage_filters) - 1
+            x = separable_block(
+                x,
+                filters,
+                strides=2 if stage > 0 and block == 0 else 1,
+                # Dilating the deepest blocks widens the context at no cost.
+                dilation_rate=2 if last_stage and block > 0 else 1,
+                name=f"stage{stage}_block{block}",
+                momentum=momentum,
+            )
+    return x

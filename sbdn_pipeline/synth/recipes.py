@@ -28,7 +28,7 @@ from PIL import Image, ImageFilter
 
 from sbdn_pipeline.synth import degradations, regions
 from sbdn_pipeline.synth.blur import blur_depth_varying, composite, convolve
-from sbdn_pipeline.synth.kernels import effective_sigma, random_kernel_spec
+from sbdn_pipeline.synth.kernels import KernelSpec, effective_sigma, random_kernel_spec
 from sbdn_pipeline.synth.photographic import (
     CROSS_RECIPE,
     PhotographicRecipe,
@@ -376,17 +376,59 @@ def synthesize_realistic(
     kind = _choose(rng, recipe.blur_kind_weights)
     spec = random_kernel_spec(kind, rng)
     sigma = _sample_sigma(recipe, rng, max(height, width))
+    shape, alpha, depth, mask = _large_enough_region(framed, recipe, rng, sigma)
+    blurred, strength = _blur_at_depth(framed, spec, sigma, depth, mask, recipe, rng)
+    mixed = composite(framed, blurred, alpha)
+    degraded, more = _degrade(mixed, recipe, rng)
+    return SyntheticExample(
+        image=degraded,
+        mask=mask,
+        label=1,
+        blur_kind=spec.kind,
+        strength=strength,
+        region_shape=shape,
+        area_fraction=float(mask.mean()),
+        degradations=tuple(applied + more),
+        blur_change=(
+            np.abs(mixed - framed.astype(np.float32)).mean(axis=-1) if keep_blur_change else None
+        ),
+    )
+
+
+def _large_enough_region(
+    framed: np.ndarray, recipe: RealisticRecipe, rng: np.random.Generator, sigma: float
+) -> tuple[str, np.ndarray, np.ndarray | None, np.ndarray]:
+    """(shape, alpha, depth or None, label mask) of a region to blur.
+
+    The region must cover at least ``recipe.min_area_fraction`` of the frame: one shape is
+    drawn and tried five times; if none is large enough the whole frame is blurred.
+    """
     shape = _choose(rng, recipe.region_shape_weights)
     for _ in range(5):
         alpha, depth = _region(shape, framed, recipe, rng, sigma)
         mask = regions.label_mask(alpha)
         if mask.mean() >= recipe.min_area_fraction:
-            break
-    else:
-        # Could not draw a large enough region of this shape: fall back to the whole frame.
-        shape, (alpha, depth) = "whole", (regions.whole_alpha(height, width), None)
-        mask = regions.label_mask(alpha)
+            return shape, alpha, depth, mask
+    height, width = framed.shape[:2]
+    alpha = regions.whole_alpha(height, width)
+    return "whole", alpha, None, regions.label_mask(alpha)
 
+
+def _blur_at_depth(
+    framed: np.ndarray,
+    spec: KernelSpec,
+    sigma: float,
+    depth: np.ndarray | None,
+    mask: np.ndarray,
+    recipe: RealisticRecipe,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, float]:
+    """The blurred frame and the blur strength to record.
+
+    Without a depth map from the region, some examples still get a linear depth ramp, so the
+    blur strength varies across the region as it does with real depth of field.
+    """
+    height, width = framed.shape[:2]
     if depth is None and rng.random() < recipe.depth_varying_probability:
         depth = regions.linear_depth_ramp(height, width, rng)
     if depth is not None:
@@ -400,18 +442,4 @@ def synthesize_realistic(
     # Record what the rendered kernel really is, not the nominal target (they differ slightly
     # for small discrete kernels, rims and soft aperture edges).
     measured_ratio = effective_sigma(spec.kernel(sigma)) / sigma
-    mixed = composite(framed, blurred, alpha)
-    degraded, more = _degrade(mixed, recipe, rng)
-    return SyntheticExample(
-        image=degraded,
-        mask=mask,
-        label=1,
-        blur_kind=spec.kind,
-        strength=float(nominal * measured_ratio),
-        region_shape=shape,
-        area_fraction=float(mask.mean()),
-        degradations=tuple(applied + more),
-        blur_change=(
-            np.abs(mixed - framed.astype(np.float32)).mean(axis=-1) if keep_blur_change else None
-        ),
-    )
+    return blurred, float(nominal * measured_ratio)

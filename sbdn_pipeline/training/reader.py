@@ -277,6 +277,12 @@ def turn_and_flip_batches(dataset: tf.data.Dataset, seed: int) -> tf.data.Datase
 # --------------------------------------------------------------------------------------------
 # Training / evaluation datasets
 
+# (view image, view mask) -> (image, target); see _target_maker.
+TargetMaker = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+# (parsed example, seed pair) -> (image, target), and parsed example -> (image, target).
+RandomView = Callable[[dict, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+FixedView = Callable[[dict], tuple[tf.Tensor, tf.Tensor]]
+
 
 def _keep_example(
     parsed: dict[str, tf.Tensor], source_groups: list[str] | None, positives_only: bool
@@ -311,26 +317,9 @@ def make_training_dataset(
     """Batches of (images, targets) for one task.
 
     Images are float32 (B, S, S, 3) in [0, 255] (no normalisation: that is a layer inside the
-    models). Targets:
-
-    * ``task="classifier"``: labels float32 (B, 1), 1 = blurry. The label is derived from the
-      mask of the view the model sees: blurry when at least ``min_blurred_fraction`` (2 %) of
-      the view's pixels are blurred. So a training crop of a partially blurred photo that misses
-      the blurred region is labelled sharp, and one that barely touches it is not called blurry.
-    * ``task="identifier"``: masks float32 (B, S/k, S/k, 1) with k = ``mask_downsample``, the
-      blurred fraction of each k x k block (area-resized, so values at region borders are
-      fractional, in [0, 1]).
-
-    Views:
-
-    * ``training=True``: a random square crop whose side is uniform between S and the image's
-      short side (or ``S * max_crop_scale``), resized to S by area averaging, randomly flipped
-      left-right; the same geometry for image and mask. Files and examples are shuffled;
-      augmentation is seeded by ``seed`` (stateless ops), different every epoch.
-    * ``training=False``: deterministic letterbox: the whole image scaled to fit S x S (aspect
-      ratio kept), centred, padded with black, mask padded with 0 - exactly what the detect
-      job feeds the models (:func:`sbdn_pipeline.geometry.letterbox`). Order is the file
-      order; the last partial batch is kept.
+    models); the targets of each task are described in :func:`_target_maker`. Views are
+    random crops when ``training`` (:func:`_random_crop_view`; files and examples shuffled),
+    else the detect job's letterbox, in file order (:func:`_letterbox_view`).
 
     Args:
         data_dir: data set folder (``OUT`` of ``sbdn make-dataset``).
@@ -348,13 +337,28 @@ def make_training_dataset(
             the preprocessed S x S views when not.
         shuffle_buffer: examples in the shuffle buffer (training).
         repeat: repeat forever (then pass ``steps_per_epoch`` to Keras).
-        min_blurred_fraction: see the classifier target above.
-        max_crop_scale: see ``training=True`` above.
+        min_blurred_fraction: the classifier's blurry threshold, see :func:`_target_maker`.
+        max_crop_scale: the largest training crop, see :func:`_random_crop_view`.
 
     Raises:
         ValueError: for an unknown task, or a mask_downsample that does not divide S.
         FileNotFoundError: if the split has no shards.
     """
+    _check_task(task, image_size, mask_downsample)
+    files = list_shards(data_dir, split)
+    dataset = _parsed_examples(files, training, seed, source_groups, positives_only)
+    to_targets = _target_maker(task, image_size, mask_downsample, min_blurred_fraction)
+    if training:
+        view = _random_crop_view(to_targets, image_size, max_crop_scale)
+        dataset = _augmented_batches(dataset, view, batch_size, seed, cache, shuffle_buffer, repeat)
+    else:
+        view = _letterbox_view(to_targets, image_size)
+        dataset = _letterboxed_batches(dataset, view, batch_size, cache, repeat)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_task(task: str, image_size: int, mask_downsample: int) -> None:
+    """Raise ValueError for an unknown task or a mask stride that does not divide S."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     if mask_downsample < 1 or image_size % mask_downsample:
@@ -362,7 +366,16 @@ def make_training_dataset(
             f"mask_downsample must be a positive divisor of image_size ({image_size}), "
             f"got {mask_downsample}"
         )
-    files = list_shards(data_dir, split)
+
+
+def _parsed_examples(
+    files: list[str],
+    training: bool,
+    seed: int,
+    source_groups: list[str] | None,
+    positives_only: bool,
+) -> tf.data.Dataset:
+    """The parsed (still encoded) examples of the shards, filtered by group and label."""
     dataset = _records(files, training=training, seed=seed).map(
         parse_serialized, num_parallel_calls=tf.data.AUTOTUNE
     )
@@ -370,10 +383,22 @@ def make_training_dataset(
         dataset = dataset.filter(
             lambda parsed: _keep_example(parsed, source_groups, positives_only)
         )
-    if cache and training:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
+def _target_maker(
+    task: str, image_size: int, mask_downsample: int, min_blurred_fraction: float
+) -> TargetMaker:
+    """``(view image, view mask) -> (image, target)`` for a task.
+
+    * ``task="classifier"``: labels float32 (1,), 1 = blurry. The label is derived from the
+      mask of the view the model sees: blurry when at least ``min_blurred_fraction`` (2 %) of
+      the view's pixels are blurred. So a training crop of a partially blurred photo that misses
+      the blurred region is labelled sharp, and one that barely touches it is not called blurry.
+    * ``task="identifier"``: masks float32 (S/k, S/k, 1) with k = ``mask_downsample``, the
+      blurred fraction of each k x k block (area-resized, so values at region borders are
+      fractional, in [0, 1]).
+    """
     mask_size = image_size // mask_downsample
 
     def to_targets(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -385,39 +410,87 @@ def make_training_dataset(
             mask = tf.image.resize(mask, [mask_size, mask_size], method="area")
         return image, tf.clip_by_value(mask, 0.0, 1.0)
 
-    if training:
-        randomness = _seed_pairs(seed)
+    return to_targets
 
-        def augment(parsed: dict, example_seed: tf.Tensor):
-            decoded = decode_parsed(parsed)
-            image, mask = random_crop_pair(
-                decoded[features.IMAGE],
-                decoded[features.MASK],
-                image_size,
-                example_seed,
-                max_crop_scale,
-            )
-            return to_targets(image, mask)
 
-        if repeat:
-            dataset = dataset.repeat()
-        dataset = tf.data.Dataset.zip((dataset, randomness)).map(
-            augment, num_parallel_calls=tf.data.AUTOTUNE
+def _random_crop_view(
+    to_targets: TargetMaker, image_size: int, max_crop_scale: float | None
+) -> RandomView:
+    """The random training view of a parsed example, from a [2]-shaped seed.
+
+    A view is a random square crop whose side is uniform between S and the image's short side
+    (or ``S * max_crop_scale``), resized to S by area averaging, randomly flipped left-right;
+    the same geometry for image and mask (:func:`random_crop_pair`).
+    """
+
+    def augment(parsed: dict, example_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        decoded = decode_parsed(parsed)
+        image, mask = random_crop_pair(
+            decoded[features.IMAGE],
+            decoded[features.MASK],
+            image_size,
+            example_seed,
+            max_crop_scale,
         )
-        dataset = dataset.batch(batch_size, drop_remainder=True)
-    else:
+        return to_targets(image, mask)
 
-        def view(parsed: dict):
-            decoded = decode_parsed(parsed)
-            image, mask = letterbox_pair(
-                decoded[features.IMAGE], decoded[features.MASK], image_size
-            )
-            return to_targets(image, mask)
+    return augment
 
-        dataset = dataset.map(view, num_parallel_calls=tf.data.AUTOTUNE)
-        if cache:
-            dataset = dataset.cache()
-        if repeat:
-            dataset = dataset.repeat()
-        dataset = dataset.batch(batch_size, drop_remainder=False)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+
+def _letterbox_view(to_targets: TargetMaker, image_size: int) -> FixedView:
+    """The deterministic evaluation view of a parsed example.
+
+    A view is the whole image scaled to fit S x S (aspect ratio kept), centred, padded with
+    black, mask padded with 0 - exactly what the detect job feeds the models
+    (:func:`sbdn_pipeline.geometry.letterbox`, via :func:`letterbox_pair`).
+    """
+
+    def view(parsed: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        decoded = decode_parsed(parsed)
+        image, mask = letterbox_pair(decoded[features.IMAGE], decoded[features.MASK], image_size)
+        return to_targets(image, mask)
+
+    return view
+
+
+def _augmented_batches(
+    dataset: tf.data.Dataset,
+    augment: RandomView,
+    batch_size: int,
+    seed: int,
+    cache: bool,
+    shuffle_buffer: int,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """Training batches, the last partial batch dropped.
+
+    Examples are shuffled (seeded, a new order every epoch) and ``augment`` gets stateless
+    seeds that also change every epoch. The cache comes before both, so it holds only the
+    encoded records and every epoch still sees new views.
+    """
+    if cache:
+        dataset = dataset.cache()
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = _map_with_seeds(dataset, augment, seed)
+    return dataset.batch(batch_size, drop_remainder=True)
+
+
+def _letterboxed_batches(
+    dataset: tf.data.Dataset,
+    view: FixedView,
+    batch_size: int,
+    cache: bool,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """Evaluation batches in file order, the last partial batch kept.
+
+    The cache comes after ``view``: it holds the finished S x S views, the same every epoch.
+    """
+    dataset = dataset.map(view, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache()
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.batch(batch_size, drop_remainder=False)
