@@ -88,7 +88,7 @@ def _more_hostile_payloads(sharp: Image.Image, blurred: Image.Image
         "really_a_png.jpg": ("results", False, png),
         "zero_width.png": ("errors", "corrupt_header", zero_width),
         "grey.jpg": ("results", False, _save(sharp.convert("L"), "JPEG", quality=98)),
-        "gzipped.jpg": ("errors", "not_an_image", gzip.compress(jpeg)),
+        "gzipped.jpg": ("errors", "not_an_image", gzip.compress(jpeg, mtime=0)),  # reproducible bytes
         "x" * 240 + ".png": ("results", False, png),  # near NAME_MAX (255 bytes)
         HOSTILE_VANISHES: ("errors", "unreadable", jpeg),
         HOSTILE_EMPTIED: ("errors", "empty_file", jpeg),
