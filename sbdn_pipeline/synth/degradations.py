@@ -42,6 +42,30 @@ def downscale(image: np.ndarray, factor: float) -> np.ndarray:
     return resize_to(image, max(1, round(width * factor)), max(1, round(height * factor)))
 
 
+def smallest_scale(image: np.ndarray, min_short_side: int) -> float:
+    """The least factor an image may be shrunk by: a training crop must not need upscaling."""
+    return min(1.0, min_short_side / min(image.shape[:2]))
+
+
+def uniform_at_least(rng: np.random.Generator, bounds: tuple[float, float],
+                     floor: float) -> float:
+    """A uniform draw from ``bounds``, both ends raised to at least ``floor``."""
+    low, high = bounds
+    return rng.uniform(max(low, floor), max(high, floor))
+
+
+def random_downscale(image: np.ndarray, rng: np.random.Generator,
+                     factor_range: tuple[float, float], floor: float) -> tuple[np.ndarray, bool]:
+    """(image shrunk by a random factor from ``factor_range`` (>= ``floor``), shrunk at all).
+
+    Factors within 2% of 1 leave the image as it is: resampling would only soften it.
+    """
+    factor = uniform_at_least(rng, factor_range, floor)
+    if factor < 0.98:
+        return downscale(image, factor), True
+    return image, False
+
+
 def random_crop(
     image: np.ndarray, rng: np.random.Generator, min_fraction: float = 0.4
 ) -> np.ndarray:

@@ -231,17 +231,14 @@ def frame(
     if labels is not None:
         labels = segments.orient_labels(labels, image)
     image = degradations.cap_long_side(image, recipe.max_long_side)
-    floor = min(1.0, recipe.min_short_side / min(image.shape[:2]))
+    floor = degradations.smallest_scale(image, recipe.min_short_side)
     draw = rng.random()
     if draw < recipe.downscale_probability:
-        low, high = recipe.downscale_range
-        factor = rng.uniform(max(low, floor), max(high, floor))
-        if factor < 0.98:
-            image = degradations.downscale(image, factor)
+        image, shrunk = degradations.random_downscale(image, rng, recipe.downscale_range, floor)
+        if shrunk:
             applied.append("downscale")
     elif draw < recipe.downscale_probability + recipe.low_texture_crop_probability:
-        low, high = recipe.low_texture_side_range
-        side = rng.uniform(max(low, floor), max(high, floor))
+        side = degradations.uniform_at_least(rng, recipe.low_texture_side_range, floor)
         top, left, side_px = degradations.low_texture_box(image, rng, side)
         if labels is not None:
             labels = segments.resize_labels(labels, *image.shape[:2])

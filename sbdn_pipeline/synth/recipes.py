@@ -264,15 +264,11 @@ def _frame(
     """Cap the size, then maybe downscale / crop / pick a flat crop. Same for both classes."""
     applied: list[str] = []
     image = degradations.cap_long_side(image, recipe.max_long_side)
-    short_side = min(image.shape[:2])
-    # Never go below min_short_side: a training crop must not need upscaling (which blurs).
-    floor = min(1.0, recipe.min_short_side / short_side)
+    floor = degradations.smallest_scale(image, recipe.min_short_side)
     draw = rng.random()
     if draw < recipe.downscale_probability:
-        low, high = recipe.downscale_range
-        factor = rng.uniform(max(low, floor), max(high, floor))
-        if factor < 0.98:
-            image = degradations.downscale(image, factor)
+        image, shrunk = degradations.random_downscale(image, rng, recipe.downscale_range, floor)
+        if shrunk:
             applied.append("downscale")
     elif draw < recipe.downscale_probability + recipe.crop_probability:
         image = degradations.random_crop(image, rng, min_fraction=max(0.4, floor))
@@ -280,8 +276,7 @@ def _frame(
     elif draw < (
         recipe.downscale_probability + recipe.crop_probability + recipe.low_texture_crop_probability
     ):
-        low, high = recipe.low_texture_side_range
-        side = rng.uniform(max(low, floor), max(high, floor))
+        side = degradations.uniform_at_least(rng, recipe.low_texture_side_range, floor)
         image = degradations.low_texture_crop(image, rng, side)
         applied.append("low_texture_crop")
     return np.ascontiguousarray(image), applied

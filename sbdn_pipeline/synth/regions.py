@@ -200,6 +200,24 @@ def _connected_segments(labels: np.ndarray) -> np.ndarray:
     return segments
 
 
+def add_adjacent_segments(segments: np.ndarray, region: np.ndarray, target: float,
+                          rng: np.random.Generator, ring_width: int = 1) -> np.ndarray:
+    """Grow ``region`` by random touching segments while its area gets closer to ``target``.
+
+    A segment touches when it lies within ``ring_width`` pixels of the region.
+    """
+    while region.mean() < target:
+        ring = ndimage.binary_dilation(region, iterations=ring_width) & ~region
+        neighbours = np.unique(segments[ring])
+        if len(neighbours) == 0:
+            break
+        candidate = region | (segments == rng.choice(neighbours))
+        if abs(candidate.mean() - target) > abs(region.mean() - target):
+            break
+        region = candidate
+    return region
+
+
 def foreground_background_alpha(
     image: np.ndarray, rng: np.random.Generator, feather_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -224,16 +242,7 @@ def foreground_background_alpha(
     target = rng.uniform(0.2, 0.8)
     # Start from a segment picked in proportion to its size: big, object-like regions.
     region = segments == rng.choice(ids, p=sizes / sizes.sum())
-    while region.mean() < target:
-        ring = ndimage.binary_dilation(region) & ~region
-        neighbours = np.unique(segments[ring])
-        if len(neighbours) == 0:
-            break
-        candidate = region | (segments == rng.choice(neighbours))
-        if abs(candidate.mean() - target) > abs(region.mean() - target):
-            break
-        region = candidate
-    region = ndimage.binary_fill_holes(region)
+    region = ndimage.binary_fill_holes(add_adjacent_segments(segments, region, target, rng))
     # Remove speckles: a segment map is ragged at cluster borders.
     region = ndimage.binary_closing(ndimage.binary_opening(region), iterations=1)
     small = Image.fromarray(region.astype(np.uint8) * 255)

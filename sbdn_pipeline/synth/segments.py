@@ -16,7 +16,8 @@ from PIL import Image
 from scipy import ndimage
 
 from sbdn_pipeline.masks import grey, guided_filter
-from sbdn_pipeline.synth.regions import _connected_segments, _kmeans_segments
+from sbdn_pipeline.synth.regions import (_connected_segments, _kmeans_segments,
+                                         add_adjacent_segments)
 
 
 def read_label_map(data: bytes) -> np.ndarray:
@@ -100,16 +101,8 @@ def grow_region(
         mean_distance = ndimage.mean(centre_distance, labels=segments, index=ids)
         weights = weights * np.exp(-4.0 * np.asarray(mean_distance))
     region = segments == rng.choice(ids, p=weights / weights.sum())
-    while region.mean() < target:
-        ring = ndimage.binary_dilation(region, iterations=2) & ~region
-        neighbours = np.unique(segments[ring])
-        if len(neighbours) == 0:
-            break
-        candidate = region | (segments == rng.choice(neighbours))
-        if abs(candidate.mean() - target) > abs(region.mean() - target):
-            break
-        region = candidate
-    return ndimage.binary_fill_holes(region)
+    return ndimage.binary_fill_holes(
+        add_adjacent_segments(segments, region, target, rng, ring_width=2))
 
 
 def segment_sharpness(image: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
