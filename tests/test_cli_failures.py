@@ -244,6 +244,15 @@ def _run_sbdn(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _assert_only_own_lines(done: subprocess.CompletedProcess) -> None:
+    """A successful run that printed a few lines of its own and no library warnings."""
+    assert done.returncode == 0, done.stderr
+    lines = (done.stdout + done.stderr).splitlines()
+    assert len(lines) <= 15, lines
+    for noise in ("WARNING", "Warning", "semi_persistent", "Discarding", "tensorflow"):
+        assert not any(noise in line for line in lines), (noise, lines)
+
+
 def test_f14_a_default_run_prints_only_the_tools_own_lines(tmp_path, tiny_models) -> None:
     folder = tmp_path / "in"
     write_images(folder, 20)
@@ -252,22 +261,14 @@ def test_f14_a_default_run_prints_only_the_tools_own_lines(tmp_path, tiny_models
     done = _run_sbdn("detect", str(folder), "-o", str(tmp_path / "out"),
                      "--classifier", tiny_models["classifier"],
                      "--identifier", tiny_models["identifier"])
-    assert done.returncode == 0, done.stderr
-    lines = (done.stdout + done.stderr).splitlines()
-    assert len(lines) <= 15, lines
-    for noise in ("WARNING", "Warning", "semi_persistent", "Discarding", "tensorflow"):
-        assert not any(noise in line for line in lines), (noise, lines)
+    _assert_only_own_lines(done)
     # Twenty images run in one process by default; worker processes are where Beam, TF and
     # the Google clients used to talk (each worker imports them again).
     workers = _run_sbdn("detect", str(folder), "-o", str(tmp_path / "out"),
                         "--direct_num_workers=2", "--direct_running_mode=multi_processing",
                         "--classifier", tiny_models["classifier"],
                         "--identifier", tiny_models["identifier"])
-    assert workers.returncode == 0, workers.stderr
-    worker_lines = (workers.stdout + workers.stderr).splitlines()
-    assert len(worker_lines) <= 15, worker_lines
-    for noise in ("WARNING", "Warning", "semi_persistent", "Discarding", "tensorflow"):
-        assert not any(noise in line for line in worker_lines), (noise, worker_lines)
+    _assert_only_own_lines(workers)
     quiet = _run_sbdn("detect", str(folder), "-o", str(tmp_path / "out"), "-q",
                       "--classifier", tiny_models["classifier"],
                       "--identifier", tiny_models["identifier"])

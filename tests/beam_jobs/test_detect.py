@@ -291,6 +291,12 @@ def _failing_model_calls(monkeypatch) -> None:
     monkeypatch.setattr(inference, "predict_stacks", fail)
 
 
+def _stage_options(model: inference.ModelInfo) -> DetectOptions:
+    """Options for running one model stage on its own (no INPUT or output involved)."""
+    return DetectOptions(input="unused", output="unused", classifier_path=model.path,
+                         identifier_path=model.path, batch_size=4)
+
+
 def test_classify_blur_turns_a_failed_model_call_into_a_row_per_image(
         mixed_folder, tiny_models, monkeypatch) -> None:
     import apache_beam as beam
@@ -299,8 +305,7 @@ def test_classify_blur_turns_a_failed_model_call_into_a_row_per_image(
 
     model = inference.inspect_model(tiny_models["classifier"], "classifier")
     _failing_model_calls(monkeypatch)
-    options = DetectOptions(input="unused", output="unused", classifier_path=model.path,
-                            identifier_path=model.path, batch_size=4)
+    options = _stage_options(model)
     folder = os.path.dirname(mixed_folder["sharp"][0])
     records = _records(folder, ["sharp_0.png", "blurred_0.png"],
                        detect.classifier_view(model, options))
@@ -323,8 +328,7 @@ def test_classify_blur_refuses_outputs_that_are_not_probabilities(
 
     broken = inference.inspect_model(imagegen.save_constant_classifier(
         str(tmp_path / "nan.keras"), float("nan")), "classifier")
-    options = DetectOptions(input="unused", output="unused", classifier_path=broken.path,
-                            identifier_path=broken.path, batch_size=4)
+    options = _stage_options(broken)
     folder = os.path.dirname(mixed_folder["sharp"][0])
     records = _records(folder, ["sharp_0.png"], detect.classifier_view(broken, options))
     with TestPipeline() as pipeline:
@@ -342,8 +346,7 @@ def test_segment_blur_turns_a_failed_model_call_into_a_row_per_image(
 
     model = inference.inspect_model(tiny_models["identifier"], "identifier")
     _failing_model_calls(monkeypatch)
-    options = DetectOptions(input="unused", output="unused", classifier_path=model.path,
-                            identifier_path=model.path, batch_size=4)
+    options = _stage_options(model)
     folder = os.path.dirname(mixed_folder["sharp"][0])
     records = _records(folder, ["blurred_0.png"], detect.identifier_view(model, options))
     records[0].blur_probability = 0.9
